@@ -1,0 +1,77 @@
+"""From a :class:`~kdgan.config.RunConfig` to data, players, a method and a trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdgan.config import RunConfig, from_dict
+from kdgan.data import Splits, load_splits
+from kdgan.engine import Trainer
+from kdgan.errors import ConfigError, DataError
+from kdgan.methods import Method, get_method
+from kdgan.models import build_model
+from kdgan.players import Player
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available; use device=cpu")
+    return torch.device(name)
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """A state dict from a file: a raw state dict, or a run's student.pt / last.pt."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "state_dict" in state:
+        return state["state_dict"]
+    return state
+
+
+def build_players(config: RunConfig, splits: Splits, roles: tuple[str, ...], device: torch.device) -> dict[str, Player]:
+    in_shape = tuple(splits.train.x.shape[1:])
+    players = {}
+    for role in roles:
+        spec = config.player(role)
+        if spec is None:
+            raise ConfigError(f"method {config.method!r} needs a '{role}' section in the config")
+        module = build_model(spec.model, in_shape, splits.num_classes)
+        if spec.init:
+            try:
+                module.load_state_dict(load_weights(spec.init))
+            except RuntimeError as err:
+                raise DataError(f"{role}.init {spec.init} does not fit the {role} network: {err}") from None
+        players[role] = Player.create(module.to(device), spec.optimizer, spec.passes)
+    return players
+
+
+def build_method(config: RunConfig, splits: Splits, device: torch.device) -> Method:
+    cls = get_method(config.method)
+    options = from_dict(cls.Options, config.options, "options")
+    players = build_players(config, splits, cls.needed_roles(options), device)
+    return cls(players, options)
+
+
+def build_trainer(config: RunConfig, out_dir: str | Path | None = None, splits: Splits | None = None) -> Trainer:
+    """Everything a run needs, on the configured device and thread count."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)  # network initialisation is part of the seeded run
+    if splits is None:
+        splits = load_splits(config.data, config.seed)
+    splits = splits.to(device)
+    method = build_method(config, splits, device)
+    pretrain = {role: p.pretrain_epochs for role in method.players if (p := config.player(role))}
+    return Trainer(
+        method, splits, config.train, batch_size=config.data.batch_size,
+        eval_batch_size=config.data.eval_batch_size, pretrain_epochs=pretrain, seed=config.seed,
+        out_dir=out_dir, run_info={"config": config.to_dict()},
+    )

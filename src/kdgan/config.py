@@ -1,0 +1,250 @@
+"""Run configuration: typed dataclasses read from YAML, with dotted ``--set`` overrides.
+
+Every section is a dataclass; :func:`from_dict` checks keys, types and ranges and raises
+:class:`~kdgan.errors.ConfigError` naming the offending key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdgan.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, how many labelled examples, and how to batch them."""
+
+    name: str = "digits"
+    dir: str | None = None
+    n: int | None = 100
+    val_size: int = 300
+    subset_seed: int | None = None
+    batch_size: int = 10
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.n is not None and self.n <= 0:
+            raise ConfigError(f"data.n must be a positive number of labelled examples, got {self.n}")
+        if self.val_size < 0:
+            raise ConfigError(f"data.val_size must be >= 0, got {self.val_size}")
+        if self.batch_size <= 0 or self.eval_batch_size <= 0:
+            raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
+
+
+@dataclass
+class OptimizerConfig:
+    """One player's optimizer and learning-rate schedule (exponential decay per epoch)."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    lr_decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name not in ("adam", "adamw", "sgd"):
+            raise ConfigError(f"optimizer.name must be one of adam, adamw, sgd; got {self.name!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"optimizer.lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"optimizer.lr_decay must be in (0, 1], got {self.lr_decay}")
+
+
+@dataclass
+class PlayerConfig:
+    """A player: its network, optimizer, passes over the training set per round, pretraining
+    epochs, and ``init``, an optional weights file to start from (e.g. a run's student.pt)."""
+
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    passes: int = 1
+    pretrain_epochs: int = 0
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        if "name" not in self.model:
+            raise ConfigError("a player's model needs a 'name' (see `kdgan models`)")
+        if self.passes < 1:
+            raise ConfigError(f"passes must be >= 1, got {self.passes}")
+        if self.pretrain_epochs < 0:
+            raise ConfigError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: epochs, evaluation, divergence handling, progress display."""
+
+    epochs: int = 30
+    eval_test_each_epoch: bool = False
+    grad_clip: float | None = None
+    on_nonfinite: str = "stop"
+    checkpoint_every: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"train.epochs must be >= 0, got {self.epochs}")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"train.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"train.checkpoint_every must be >= 0 epochs, got {self.checkpoint_every}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip must be > 0 or null, got {self.grad_clip}")
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs. ``options`` is checked against the method's Options."""
+
+    method: str = "kdgan"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    student: PlayerConfig = field(default_factory=PlayerConfig)
+    teacher: PlayerConfig | None = None
+    discriminator: PlayerConfig | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 or null (PyTorch's default), got {self.threads}")
+
+    def player(self, role: str) -> PlayerConfig | None:
+        return getattr(self, role)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Convert ``value`` to annotation ``tp`` or raise a ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path} must be true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path} must be an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {_type_name(tp)}")
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    where = path or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"unknown config key '{key}'; valid keys here: {', '.join(fields)}")
+    kwargs = {
+        name: _convert(value, hints[name], f"{path}.{name}" if path else name)
+        for name, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=[2, 3]"]`` into a nested mapping; values are parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value (e.g. options.alpha=0.5), got {pair!r}")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is set both as a value and as a section")
+        node[leaf] = yaml.safe_load(raw)
+    return nested
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, other values replace)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults), apply ``--set`` overrides, validate."""
+    raw: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (see the configs/ folder)")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at its top level")
+    raw = merge(raw, parse_overrides(overrides or []))
+    return from_dict(RunConfig, raw)
+
+
+def dump_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

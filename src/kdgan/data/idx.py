@@ -1,0 +1,93 @@
+"""MNIST-style IDX files (MNIST, Fashion-MNIST), gzipped or not."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdgan.data.core import TensorData
+from kdgan.errors import DataError
+
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(directory: Path, stem: str) -> Path:
+    """Locate ``stem`` or ``stem.gz``; also accept the 'train-images.idx3-ubyte' spelling."""
+    dotted = stem.replace("-idx", ".idx")
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    expected = ", ".join(f"{s}[.gz]" for pair in FILES.values() for s in pair)
+    raise DataError(
+        f"{stem}[.gz] not found in {directory}. An IDX dataset directory must hold: {expected}. "
+        "Pass the folder with --data-dir or set KDGAN_DATA."
+    )
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Read one IDX file (big-endian header, uint8 payload), checking magic and length."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path} could not be read ({err}); the file is corrupt or truncated") from None
+    if len(raw) < 8:
+        raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise DataError(f"{path} has IDX magic {found}, expected {magic}; is it the right file?")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path} is truncated or padded: header promises {expected} bytes of data for shape "
+            f"{dims}, found {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_idx_split(directory: Path, split: str) -> TensorData:
+    images_name, labels_name = FILES[split]
+    images = read_idx(_find(directory, images_name), IMAGE_MAGIC)
+    labels = read_idx(_find(directory, labels_name), LABEL_MAGIC)
+    if len(images) != len(labels):
+        raise DataError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
+    if labels.max(initial=0) > 9:
+        raise DataError(f"{directory}: {split} labels must be 0..9, found {labels.max()}")
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    return TensorData(x, torch.from_numpy(labels.astype(np.int64)), 10)
+
+
+def resolve_dir(name: str, directory: str | None) -> Path:
+    """The folder holding ``name``'s files: the given one (or ``$KDGAN_DATA``), or its subfolder
+    named after the dataset."""
+    root = directory or os.environ.get("KDGAN_DATA")
+    if not root:
+        raise DataError(
+            f"dataset {name!r} needs its files: pass --data-dir DIR (or data.dir in the config) "
+            "or set KDGAN_DATA to a folder holding them or a '{name}/' subfolder"
+        )
+    base = Path(root).expanduser()
+    for candidate in (base / name, base):
+        if candidate.is_dir() and any(candidate.glob("t10k-*")):
+            return candidate
+    if not base.is_dir():
+        raise DataError(f"data directory {base} does not exist")
+    return base / name if (base / name).is_dir() else base
+
+
+def load_idx_pool(name: str, directory: str | None) -> tuple[TensorData, TensorData]:
+    """Return (60k training pool, 10k test set) of an IDX dataset as 1x28x28 images in [0, 1]."""
+    folder = resolve_dir(name, directory)
+    return load_idx_split(folder, "train"), load_idx_split(folder, "test")

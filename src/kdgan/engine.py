@@ -1,0 +1,303 @@
+"""The training engine: runs a method's schedule, evaluates, selects, logs and checkpoints.
+
+A run is a list of stages: pretraining of each player that asks for it (teacher, student,
+discriminator, in that order), then the game's rounds. Each epoch of a stage updates its players in
+order, each making ``player.passes`` passes over the n labelled examples. Classifier stages pick
+the epoch with the best validation accuracy; the run's result is the selected student's test score.
+Losses are accumulated on the device and read once per epoch: a training step never waits for
+the host.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from kdgan.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
+from kdgan.config import TrainConfig
+from kdgan.data.core import Splits
+from kdgan.errors import DataError, DivergenceError
+from kdgan.methods.base import Method
+from kdgan.metrics import evaluate_logits, predict_logits
+from kdgan.players import Player
+
+PRETRAIN_ORDER = ("teacher", "student", "discriminator")
+CLASSIFIERS = ("student", "teacher")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A phase of training: ``roles`` are updated in order each epoch; ``selects`` (a classifier
+    role or None) is evaluated on validation and restored to its best epoch at the end."""
+
+    name: str
+    roles: tuple[str, ...]
+    epochs: int
+    selects: str | None
+    pretrain: bool
+
+
+@dataclass
+class Selection:
+    """The best epoch so far of a stage, by validation accuracy."""
+
+    value: float = float("-inf")
+    epoch: int = -1
+    state: dict[str, Tensor] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What ``Trainer.fit`` returns: the selected student's scores and the per-epoch history."""
+
+    method: str
+    selected_epoch: int
+    val: dict[str, float]
+    test: dict[str, float]
+    best_test: dict[str, float]
+    seconds: float
+    history: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "history"}
+
+
+class Trainer:
+    """Trains ``method`` on ``splits`` (already on the training device).
+
+    ``pretrain_epochs`` maps roles to epochs of pretraining; ``out_dir`` (optional) receives
+    metrics.jsonl, checkpoints (last.pt, student.pt) and final.json; ``run_info`` is stored in the
+    checkpoints so that a run can be rebuilt (e.g. the resolved config).
+    """
+
+    def __init__(
+        self, method: Method, splits: Splits, config: TrainConfig | None = None, *,
+        batch_size: int = 10, eval_batch_size: int = 1000, pretrain_epochs: dict[str, int] | None = None,
+        seed: int = 0, out_dir: str | Path | None = None, run_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.method, self.splits = method, splits
+        self.config = config or TrainConfig()
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.run_info = run_info or {}
+        self.device = splits.train.x.device
+        self.batches = torch.Generator().manual_seed(seed)
+        pretrain_epochs = pretrain_epochs or {}
+        self.stages = [
+            Stage(f"pretrain-{role}", (role,), pretrain_epochs[role],
+                  role if role in CLASSIFIERS else None, pretrain=True)
+            for role in PRETRAIN_ORDER
+            if role in method.roles and pretrain_epochs.get(role, 0) > 0
+        ]
+        self.stages.append(Stage("train", tuple(method.schedule), self.config.epochs, method.evaluated, False))
+        self.history: list[dict[str, Any]] = []
+        self.seconds = 0.0
+        self.check_models()
+
+    # ----------------------------------------------------------------- checks
+    def check_models(self) -> None:
+        """Refuse, before any training, players whose outputs do not match the label count."""
+        probe = self.splits.train.batch(torch.arange(min(2, len(self.splits.train)), device=self.device))
+        expected = self.splits.num_classes
+        for role in self.method.players:
+            try:
+                with torch.no_grad():
+                    out = self.method.forward(role, probe)
+            except RuntimeError as err:
+                raise DataError(
+                    f"the {role} network cannot take inputs of shape {tuple(probe.x.shape[1:])}: {err}"
+                ) from None
+            if out.ndim != 2 or out.shape[-1] != expected:
+                raise DataError(
+                    f"the {role} network outputs shape {tuple(out.shape[1:])} per example but the data "
+                    f"has {expected} labels; build it with {expected} outputs"
+                )
+
+    # ----------------------------------------------------------------- steps
+    def _activate(self, role: str) -> None:
+        """Only ``role`` trains: others are in eval mode and get no parameter gradients."""
+        for name, player in self.method.players.items():
+            player.module.requires_grad_(name == role)
+            player.module.train(name == role)
+
+    def _step(self, player: Player, loss: Tensor) -> bool:
+        """One optimizer update; in 'skip' mode a non-finite loss or gradient skips it."""
+        skip_mode = self.config.on_nonfinite == "skip"
+        if skip_mode and not torch.isfinite(loss):
+            return False
+        player.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(player.module.parameters(), self.config.grad_clip)
+            if skip_mode and not torch.isfinite(norm):
+                return False
+        player.optimizer.step()
+        return True
+
+    def _train_epoch(self, stage: Stage, epoch: int) -> dict[str, float]:
+        method = self.method
+        if not stage.pretrain:
+            method.start_epoch(epoch, stage.epochs)
+        loss_fn = method.pretrain_loss if stage.pretrain else method.loss
+        sums: dict[str, Tensor] = {}
+        for role in stage.roles:
+            player = method.players[role]
+            self._activate(role)
+            total = torch.zeros((), device=self.device)
+            first_bad = torch.full((), -1, device=self.device)
+            step = 0
+            for _ in range(player.passes):
+                for batch in self.splits.train.batches(self.batch_size, self.batches):
+                    loss = loss_fn(role, batch)
+                    self._step(player, loss)
+                    detached = loss.detach()
+                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
+                    total += torch.nan_to_num(detached, nan=0.0, posinf=0.0, neginf=0.0)
+                    step += 1
+            sums[role] = torch.stack([total / max(step, 1), first_bad.to(total.dtype)])
+        self._activate("")  # leave every player in eval mode, without gradients
+        values = {role: pair.tolist() for role, pair in sums.items()}  # one read per epoch
+        for role, (_, bad) in values.items():
+            if bad >= 0 and self.config.on_nonfinite == "stop":
+                raise DivergenceError(
+                    f"the {role}'s loss became NaN or infinite at step {int(bad)} of epoch {epoch} "
+                    f"({stage.name}); the last checkpoint is intact. Lower the learning rate, set "
+                    "train.grad_clip, or set train.on_nonfinite=skip"
+                )
+        if not stage.pretrain:
+            for role in stage.roles:
+                if method.players[role].scheduler is not None:
+                    method.players[role].scheduler.step()
+        return {f"loss_{role}": mean for role, (mean, _) in values.items()}
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluate(self, role: str, split: str) -> dict[str, float]:
+        data = getattr(self.splits, split)
+        logits = predict_logits(self.method.players[role].module, data, self.eval_batch_size, role == "teacher")
+        return {name: float(value) for name, value in evaluate_logits(logits, data).items()}
+
+    def _evaluate_epoch(self, stage: Stage) -> dict[str, float]:
+        if stage.selects is None:
+            return {}
+        record = {f"val_{k}": v for k, v in self.evaluate(stage.selects, "val").items()}
+        if self.config.eval_test_each_epoch:
+            record.update({f"test_{k}": v for k, v in self.evaluate(stage.selects, "test").items()})
+        if not stage.pretrain:
+            for role in stage.roles:
+                if role in CLASSIFIERS and role != stage.selects:
+                    record.update({f"{role}_val_{k}": v for k, v in self.evaluate(role, "val").items()})
+        return record
+
+    # ----------------------------------------------------------------- loop
+    def fit(self, resume: bool = False) -> RunResult:
+        """Run every stage; with ``resume``, continue from ``out_dir/last.pt`` if it exists."""
+        start_stage, start_epoch, selection = 0, 0, Selection()
+        best_test: dict[str, float] = {}
+        checkpoint = self.out_dir / "last.pt" if self.out_dir else None
+        if resume and checkpoint is not None and checkpoint.exists():
+            start_stage, start_epoch, selection, best_test = self._load(checkpoint)
+        else:
+            seed_everything(self.seed)
+            self.batches.manual_seed(self.seed)
+            if self.out_dir:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / "metrics.jsonl").write_text("")
+        for index in range(start_stage, len(self.stages)):
+            stage = self.stages[index]
+            first = start_epoch if index == start_stage else 0
+            if index != start_stage:
+                selection = Selection()
+            bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}",
+                       disable=not self.config.progress, leave=False, initial=first, total=stage.epochs)
+            for epoch in bar:
+                began = time.perf_counter()
+                record: dict[str, Any] = {"stage": stage.name, "epoch": epoch}
+                record.update(self._train_epoch(stage, epoch))
+                record.update(self._evaluate_epoch(stage))
+                if not stage.pretrain and hasattr(self.method, "temperature"):
+                    record["tau"] = self.method.temperature
+                self.seconds += time.perf_counter() - began
+                record["seconds"] = round(self.seconds, 3)
+                if stage.selects is not None:
+                    value = record["val_accuracy"]
+                    if value > selection.value:
+                        state = self.method.players[stage.selects].module.state_dict()
+                        selection = Selection(value, epoch, copy.deepcopy(state), dict(record))
+                        if not stage.pretrain:
+                            self._save_student(selection)
+                    if not stage.pretrain and "test_accuracy" in record:
+                        if record["test_accuracy"] > best_test.get("accuracy", -1.0):
+                            best_test = {"accuracy": record["test_accuracy"], "epoch": epoch}
+                    bar.set_postfix(val=f"{value:.4f}", best=f"{selection.value:.4f}")
+                self._log(record)
+                last = epoch == stage.epochs - 1
+                every = self.config.checkpoint_every
+                if checkpoint is not None and ((every and (epoch + 1) % every == 0) or last):
+                    self._save(checkpoint, index, epoch + 1, selection, best_test)
+            bar.close()
+            if stage.selects is not None and selection.state is not None:
+                self.method.players[stage.selects].module.load_state_dict(selection.state)
+        return self._finish(selection, best_test)
+
+    def _finish(self, selection: Selection, best_test: dict[str, float]) -> RunResult:
+        for player in self.method.players.values():
+            player.module.requires_grad_(True)
+        role = self.method.evaluated
+        val = self.evaluate(role, "val")
+        test = self.evaluate(role, "test")
+        if selection.state is None:
+            self._save_student(Selection(val["accuracy"], -1, self.method.players[role].module.state_dict()))
+        result = RunResult(self.method.name, selection.epoch, val, test, best_test, round(self.seconds, 3),
+                           self.history)
+        if self.out_dir:
+            (self.out_dir / "final.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        return result
+
+    # ----------------------------------------------------------------- files
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.out_dir:
+            with open(self.out_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def _save_student(self, selection: Selection) -> None:
+        if self.out_dir is None:
+            return
+        role = self.method.evaluated
+        atomic_save(
+            {"role": role, "state_dict": selection.state, "epoch": selection.epoch,
+             "val_accuracy": selection.value, "run_info": self.run_info},
+            self.out_dir / "student.pt",
+        )
+
+    def _save(self, path: Path, stage: int, epoch: int, selection: Selection, best_test: dict) -> None:
+        atomic_save(
+            {
+                "stage": stage, "epoch": epoch, "seconds": self.seconds,
+                "players": {role: p.state_dict() for role, p in self.method.players.items()},
+                "selection": selection.__dict__, "best_test": best_test,
+                "history": self.history, "rng": rng_state(self.batches), "run_info": self.run_info,
+            },
+            path,
+        )
+
+    def _load(self, path: Path) -> tuple[int, int, Selection, dict[str, float]]:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        for role, player_state in state["players"].items():
+            self.method.players[role].load_state_dict(player_state)
+        set_rng_state(state["rng"], self.batches)
+        self.seconds = state["seconds"]
+        self.history = list(state["history"])
+        if self.out_dir:
+            lines = "".join(json.dumps(r) + "\n" for r in self.history)
+            (self.out_dir / "metrics.jsonl").write_text(lines)
+        return state["stage"], state["epoch"], Selection(**state["selection"]), state["best_test"]

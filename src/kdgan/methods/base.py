@@ -1,0 +1,78 @@
+"""The contract every method follows.
+
+A method owns named players (``student``, ``teacher``, ``discriminator``), says which of them are
+updated in each round and in what order (:attr:`Method.schedule`), and gives the loss a player
+minimises on a batch (:meth:`Method.loss`). The :class:`~kdgan.engine.Trainer` does the rest:
+pretraining, the rounds of updates, evaluation, model selection, logging and checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from kdgan.data.core import Batch, target_distribution
+from kdgan.errors import ConfigError
+from kdgan.losses import soft_cross_entropy
+from kdgan.players import Player
+
+
+@dataclass
+class NoOptions:
+    """This method has no options."""
+
+
+class Method:
+    """Base class: subclasses set the class attributes and implement :meth:`loss`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    roles: ClassVar[tuple[str, ...]] = ("student",)
+    schedule: ClassVar[tuple[str, ...]] = ("student",)
+    evaluated: ClassVar[str] = "student"
+    Options: ClassVar[type] = NoOptions
+
+    @classmethod
+    def needed_roles(cls, options: Any) -> tuple[str, ...]:
+        """The players this method needs with these options."""
+        return cls.roles
+
+    def __init__(self, players: dict[str, Player], options: Any = None) -> None:
+        options = self.Options() if options is None else options
+        missing = [role for role in self.needed_roles(options) if role not in players]
+        if missing:
+            raise ConfigError(f"method {self.name!r} needs players {', '.join(missing)} (config section)")
+        self.players = players
+        self.options = options
+        self.epoch, self.epochs = 0, 1
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called before each training epoch (e.g. to anneal a temperature)."""
+        self.epoch, self.epochs = epoch, epochs
+
+    def loss(self, role: str, batch: Batch) -> Tensor:
+        """The loss ``role`` minimises on ``batch`` in a round of the game."""
+        raise NotImplementedError
+
+    def forward(self, role: str, batch: Batch) -> Tensor:
+        """Logits of ``role`` on a batch; only the teacher receives privileged inputs."""
+        module = self.players[role].module
+        if role == "teacher" and batch.privileged is not None:
+            return module(batch.x, batch.privileged)
+        return module(batch.x)
+
+    def target(self, batch: Batch, logits: Tensor) -> Tensor:
+        return target_distribution(batch.y, logits.shape[-1])
+
+    def cross_entropy(self, logits: Tensor, batch: Batch) -> Tensor:
+        """Cross-entropy of ``logits`` against the batch's true label distribution."""
+        return soft_cross_entropy(logits, self.target(batch, logits))
+
+    def supervised_loss(self, role: str, batch: Batch) -> Tensor:
+        return self.cross_entropy(self.forward(role, batch), batch)
+
+    def pretrain_loss(self, role: str, batch: Batch) -> Tensor:
+        """The loss ``role`` minimises while it is pretrained: supervised by default."""
+        return self.supervised_loss(role, batch)

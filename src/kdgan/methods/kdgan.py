@@ -1,0 +1,75 @@
+"""KDGAN: the three-player game of classifier, teacher and discriminator (Wang, Zhang, Sun & Qi,
+"KDGAN: Knowledge Distillation with Generative Adversarial Networks", NeurIPS 2018)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from kdgan.data.core import Batch
+from kdgan.errors import ConfigError
+from kdgan.losses import DISTILL_LOSSES, distillation_loss
+from kdgan.methods.adversarial import AdversarialMethod, AdversarialOptions
+from kdgan.methods.registry import register
+
+
+@dataclass
+class KDGANOptions(AdversarialOptions):
+    """``alpha`` in [0, 1] weights the student's samples (and ``1 - alpha`` the teacher's) in the
+    game; ``beta`` weights the student's distillation from the teacher, ``gamma`` the teacher's
+    from the student; ``distill`` (``l2_logits`` as in the paper's results, or ``kl``) and its
+    ``distill_temperature`` (used by ``kl`` only)."""
+
+    alpha: float = 0.5
+    beta: float = 1.0
+    gamma: float = 0.01
+    distill: str = "l2_logits"
+    distill_temperature: float = 3.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"options.alpha must be in [0, 1], got {self.alpha}")
+        if self.beta < 0 or self.gamma < 0:
+            raise ConfigError(f"options.beta and options.gamma must be >= 0, got {self.beta}, {self.gamma}")
+        if self.distill not in DISTILL_LOSSES:
+            raise ConfigError(f"options.distill must be one of {', '.join(DISTILL_LOSSES)}, got {self.distill!r}")
+        if self.distill_temperature <= 0:
+            raise ConfigError(f"options.distill_temperature must be > 0, got {self.distill_temperature}")
+
+
+@register
+class KDGAN(AdversarialMethod):
+    """``min_{C,T} max_D E_{p_u}[log D] + alpha E_{p_c}[log(1-D)] + (1-alpha) E_{p_t}[log(1-D)]
+    + beta L_DS(C <- T) + gamma L_DS(T <- C)``. Each round updates D, then T, then C."""
+
+    name = "kdgan"
+    summary = "three-player game: student and teacher distil from each other and both fool a discriminator"
+    Options = KDGANOptions
+    roles: ClassVar[tuple[str, ...]] = ("student", "teacher", "discriminator")
+    schedule: ClassVar[tuple[str, ...]] = ("discriminator", "teacher", "student")
+
+    def fake_distribution(self, batch: Batch) -> Tensor:
+        """``p_alpha = alpha p_c + (1 - alpha) p_t``: D's optimum is ``p_u / (p_u + p_alpha)``."""
+        alpha = self.options.alpha
+        p_student = self.forward("student", batch).softmax(-1)
+        return alpha * p_student + (1 - alpha) * self.forward("teacher", batch).softmax(-1)
+
+    def loss(self, role: str, batch: Batch) -> Tensor:
+        opts = self.options
+        if role == "discriminator":
+            return self.discriminator_loss(batch)
+        other = "teacher" if role == "student" else "student"
+        adv_weight, ds_weight = (opts.alpha, opts.beta) if role == "student" else (1 - opts.alpha, opts.gamma)
+        logits = self.forward(role, batch)
+        with torch.no_grad():
+            other_logits = self.forward(other, batch)
+        loss = ds_weight * distillation_loss(opts.distill)(logits, other_logits, opts.distill_temperature)
+        if adv_weight:
+            loss = loss + adv_weight * self.generator_adversarial_loss(logits, batch)
+        if opts.label_weight and role == "student":
+            loss = loss + opts.label_weight * self.cross_entropy(logits, batch)
+        return loss

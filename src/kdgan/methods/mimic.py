@@ -1,0 +1,36 @@
+"""MIMIC: the student regresses the teacher's logits (Ba & Caruana, NeurIPS 2014)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from kdgan.data.core import Batch
+from kdgan.losses import l2_logits
+from kdgan.methods.distill import FrozenTeacherMethod
+from kdgan.methods.registry import register
+
+
+@dataclass
+class MimicOptions:
+    """``label_weight``: weight of an optional cross-entropy term on the true labels (0 in the
+    original method, which learns from the teacher's logits only)."""
+
+    label_weight: float = 0.0
+
+
+@register
+class Mimic(FrozenTeacherMethod):
+    """``L = 1/(B K) sum (z_s - z_t)^2 + label_weight * CE(z_s, y)``, teacher frozen."""
+
+    name = "mimic"
+    summary = "student regresses the frozen teacher's logits with an L2 loss (Ba & Caruana 2014)"
+    Options = MimicOptions
+
+    def loss(self, role: str, batch: Batch) -> Tensor:
+        logits = self.forward("student", batch)
+        loss = l2_logits(logits, self.teacher_logits(batch))
+        if self.options.label_weight:
+            loss = loss + self.options.label_weight * self.cross_entropy(logits, batch)
+        return loss
