@@ -146,10 +146,7 @@ def labelled_split(
     labels = pool.y.cpu().numpy()
     val_idx = balanced_subset(labels, val_size, rng) if val_size else np.array([], dtype=np.int64)
     remaining = np.setdiff1d(np.arange(total), val_idx)
-    if n is None:
-        train_idx = remaining
-    else:
-        train_idx = remaining[balanced_subset(labels[remaining], n, rng)]
+    train_idx = remaining if n is None else remaining[balanced_subset(labels[remaining], n, rng)]
     return pool.subset(train_idx), pool.subset(val_idx)
 
 
