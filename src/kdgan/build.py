@@ -70,8 +70,26 @@ def build_trainer(config: RunConfig, out_dir: str | Path | None = None, splits: 
     splits = splits.to(device)
     method = build_method(config, splits, device)
     pretrain = {role: p.pretrain_epochs for role in method.players if (p := config.player(role))}
+    evaluated = config.player(method.evaluated)
+    model_info = {"spec": evaluated.model, "in_shape": list(splits.train.x.shape[1:]),
+                  "num_classes": splits.num_classes, "role": method.evaluated}
     return Trainer(
         method, splits, config.train, batch_size=config.data.batch_size,
         eval_batch_size=config.data.eval_batch_size, pretrain_epochs=pretrain, seed=config.seed,
-        out_dir=out_dir, run_info={"config": config.to_dict()},
+        out_dir=out_dir, run_info={"config": config.to_dict(), "model": model_info},
     )
+
+
+def load_student(path: str | Path) -> torch.nn.Module:
+    """The deployable network in a run's student.pt (or the run directory holding it), in eval
+    mode. Needs no data and no teacher: the file records the network's spec and shapes."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "student.pt"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; a finished run directory holds student.pt")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    info = saved["run_info"]["model"]
+    module = build_model(info["spec"], tuple(info["in_shape"]), info["num_classes"])
+    module.load_state_dict(saved["state_dict"])
+    return module.eval()
