@@ -219,10 +219,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, other values replace)."""
+    """Recursively merge ``update`` into a copy of ``base``: non-empty mappings merge, anything else
+    (an empty mapping included, e.g. ``--set options={}``) replaces."""
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = value

@@ -66,7 +66,8 @@ def adversarial_loss(
     - ``concrete``: reparameterised gradient through relaxed samples;
     - ``straight_through``: one-hot samples forward, relaxed gradient backward;
     - ``reinforce``: score-function gradient ``(l(y) - b) grad log p(y)`` with ``b`` the mean
-      loss of the batch's samples (the paper's baseline).
+      loss of the batch's other samples (the paper's mean baseline, leave-one-out so that it
+      stays unbiased).
     """
     disc_logits = disc_logits.detach()
     if estimator == "reinforce":
@@ -75,7 +76,9 @@ def adversarial_loss(
             drawn = (log_p.unsqueeze(0) + gumbel_noise((samples, *logits.shape), logits)).argmax(-1)
             scores = torch.gather(disc_logits.expand(samples, *disc_logits.shape), -1, drawn.unsqueeze(-1))
             reward = generator_loss(scores.squeeze(-1), kind)
-            advantage = reward - reward.mean()
+            others = reward.numel() - 1
+            baseline = (reward.sum() - reward) / others if others else torch.zeros_like(reward)
+            advantage = reward - baseline
         chosen = torch.gather(log_p.expand(samples, *log_p.shape), -1, drawn.unsqueeze(-1)).squeeze(-1)
         return (advantage * chosen).mean()
     relaxed = concrete_sample(logits, tau, samples)

@@ -1,0 +1,170 @@
+"""Learning curves of one or several runs from their metrics.jsonl, drawn to a PNG file.
+
+Matplotlib is used through its object-oriented API on the Agg canvas (no pyplot): nothing about
+the process's plotting backend changes, and no display is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from kdgan.errors import ConfigError, DataError
+
+XAxis = Literal["epoch", "seconds"]
+X_AXES = ("epoch", "seconds")
+X_LABELS = {"epoch": "epoch", "seconds": "training time (s)"}
+LINESTYLES = {"train": "-", "pretrain-teacher": ":", "pretrain-student": "--", "pretrain-discriminator": "-."}
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a run directory's metrics.jsonl, in order."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise DataError(f"{run_dir} has no metrics.jsonl; pass the directory of a run written by `kdgan train`")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} line {number} is not valid JSON ({err}); the file is corrupt") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path} line {number} is not a JSON object")
+        records.append(record)
+    if not records:
+        raise DataError(f"{path} is empty: the run has not finished an epoch yet")
+    return records
+
+
+def run_label(run_dir: str | Path) -> str:
+    """The run's method from its config.yaml (or student.pt), else the directory name."""
+    run_dir = Path(run_dir)
+    method = None
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        try:
+            raw = yaml.safe_load(config.read_text())
+            method = raw.get("method") if isinstance(raw, dict) else None
+        except yaml.YAMLError:
+            method = None
+    if method is None and (run_dir / "student.pt").is_file():
+        import torch
+
+        try:
+            saved = torch.load(run_dir / "student.pt", map_location="cpu", weights_only=False)
+            method = saved["run_info"]["config"]["method"]
+        except Exception:  # an unreadable or older file: fall back to the directory name
+            method = None
+    return str(method) if method else run_dir.name
+
+
+def curves(
+    records: Sequence[dict[str, Any]], metric: str, x: XAxis = "epoch", include_pretrain: bool = False,
+) -> list[tuple[str, list[float], list[float]]]:
+    """(stage, xs, ys) for each stage that records ``metric``. With pretraining stages included
+    and ``x="epoch"``, epochs count on across stages so that the stages follow each other."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    offset, last_stage, stage_epochs = 0, None, 0
+    for record in records:
+        stage = str(record.get("stage", "train"))
+        if stage != last_stage:
+            offset += stage_epochs
+            last_stage, stage_epochs = stage, 0
+        stage_epochs += 1
+        if stage != "train" and not include_pretrain:
+            continue
+        value = record.get(metric)
+        if not _is_number(value):
+            continue
+        position = record.get("seconds") if x == "seconds" else record.get("epoch", stage_epochs - 1)
+        if not _is_number(position):
+            continue
+        if x == "epoch" and include_pretrain:
+            position = offset + position
+        xs, ys = out.setdefault(stage, ([], []))
+        xs.append(float(position))
+        ys.append(float(value))
+    return [(stage, xs, ys) for stage, (xs, ys) in out.items()]
+
+
+def plot_runs(
+    run_dirs: Sequence[str | Path], out: str | Path, metric: str = "val_accuracy", x: XAxis = "epoch", *,
+    include_pretrain: bool = False, labels: Sequence[str] | None = None, title: str | None = None,
+    size: tuple[float, float] = (7.0, 4.5), dpi: int = 100,
+) -> Path:
+    """Draw ``metric`` against ``x`` for each run into the PNG file ``out``; return its path.
+
+    Only the game's records (stage ``train``) are drawn unless ``include_pretrain``; pretraining
+    stages are then dotted or dashed (their ``val_accuracy`` is the pretrained player's, e.g. the teacher's).
+    Labels default to each run's method, with the directory name added when methods repeat.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if isinstance(run_dirs, str | Path):
+        run_dirs = [run_dirs]
+    if not run_dirs:
+        raise ConfigError("plot needs at least one run directory")
+    if x not in X_AXES:
+        raise ConfigError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ConfigError(f"{len(labels)} labels given for {len(run_dirs)} runs; give one per run")
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"plot output {out} must be a .png file")
+    series = []
+    for run_dir in run_dirs:
+        records = read_metrics(run_dir)
+        stages = curves(records, metric, x, include_pretrain)
+        if not stages:
+            raise DataError(_missing_metric(run_dir, records, metric, include_pretrain))
+        series.append(stages)
+    if labels is None:
+        labels = _default_labels(run_dirs)
+
+    figure = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for index, (label, stages) in enumerate(zip(labels, series, strict=True)):
+        color = f"C{index % 10}"
+        for stage, xs, ys in stages:
+            pretrain = stage != "train"
+            axes.plot(xs, ys, color=color, linestyle=LINESTYLES.get(stage, "--"), marker="." if len(xs) < 50 else None,
+                      alpha=0.7 if pretrain else 1.0, label=f"{label} ({stage})" if include_pretrain else label)
+    axes.set_xlabel(X_LABELS[x])
+    axes.set_ylabel(metric)
+    axes.set_title(title or metric)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png")
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _default_labels(run_dirs: Sequence[str | Path]) -> list[str]:
+    methods = [run_label(d) for d in run_dirs]
+    return [m if methods.count(m) == 1 else f"{m} ({Path(d).name})" for m, d in zip(methods, run_dirs, strict=True)]
+
+
+def _missing_metric(run_dir: str | Path, records: Sequence[dict[str, Any]], metric: str, pretrain: bool) -> str:
+    """An error naming the numeric keys that the records do have."""
+    chosen = [r for r in records if pretrain or r.get("stage", "train") == "train"]
+    keys = sorted({k for r in chosen for k, v in r.items() if _is_number(v) and k not in ("epoch", "seconds")})
+    where = "its records" if pretrain else "its training (stage 'train') records"
+    if not chosen:
+        return f"{run_dir} has no stage 'train' records yet; pass include_pretrain (--pretrain) to plot pretraining"
+    return f"metric {metric!r} is not in {where} of {run_dir}; available: {', '.join(keys) or 'none'}"

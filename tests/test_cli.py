@@ -1,0 +1,61 @@
+"""The command line: methods, train, evaluate, demo, and python -m kdgan."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kdgan.cli import main
+
+from .conftest import tiny_overrides
+
+
+def test_methods_lists_the_seven_methods(capsys):
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = [line.split(":")[0] for line in lines]
+    assert sorted(names) == ["codis", "distn", "kdgan", "mimic", "nagan", "noisy", "supervised"]
+    assert all(": " in line and len(line.split(": ", 1)[1]) > 10 for line in lines)
+
+
+def test_train_then_evaluate_reproduces_the_final_test_score(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "digits_kdgan", "--out", str(out)]
+    for item in tiny_overrides(epochs=2):
+        args += ["--set", item]
+    assert main(args) == 0
+    final = json.loads((out / "final.json").read_text())
+    for name in ("metrics.jsonl", "config.yaml", "run.json", "student.pt", "last.pt"):
+        assert (out / name).is_file(), name
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test"]["accuracy"] == pytest.approx(final["test"]["accuracy"])
+    # a second train into the same folder is refused, with the fix named
+    assert main(args) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_bad_config_key_exits_2_with_a_message(capsys):
+    assert main(["train", "digits_kdgan", "--set", "options.alpah=1", "--out", "/nonexistent/x"]) == 2
+    assert "unknown config key 'options.alpah'" in capsys.readouterr().err
+
+
+def test_demo_with_a_tiny_budget_prints_a_table_and_writes_results(tmp_path, capsys):
+    args = ["demo", "--seeds", "2", "--methods", "distn,kdgan", "--out", str(tmp_path)]
+    for item in tiny_overrides(epochs=2):
+        args += ["--set", item]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    for row in ("| teacher |", "| supervised |", "| distn |", "| kdgan |"):
+        assert row in table
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["runs"]) == {"teacher", "supervised", "distn", "kdgan"}
+    assert all(len(rows) == 2 for rows in results["runs"].values())
+    assert results["params"]["teacher"] > results["params"]["student"]
+
+
+def test_python_dash_m_is_the_same_cli():
+    done = subprocess.run([sys.executable, "-m", "kdgan", "methods"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "kdgan: three-player game" in done.stdout

@@ -1,0 +1,116 @@
+"""The engine: model checks, divergence handling, selection, checkpoints and resuming."""
+
+import json
+
+import pytest
+import torch
+
+from kdgan.build import build_trainer, load_student
+from kdgan.config import DataConfig, load_config
+from kdgan.data import load_splits
+from kdgan.errors import ConfigError, DataError, DivergenceError
+from kdgan.runs import find_config, prepare_run_dir
+
+from .conftest import tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits(DataConfig(name="digits", n=100, val_size=100), seed=0)
+
+
+def test_output_size_mismatch_is_refused_before_training(splits):
+    config = load_config(find_config("digits_kdgan"), tiny_overrides())
+    trainer = build_trainer(config, splits=splits)
+    method = trainer.method
+    method.players["teacher"].module.head[-1] = torch.nn.Linear(256, 12)
+    with pytest.raises(DataError, match="teacher network outputs shape \\(12,\\) per example but the data has 10"):
+        trainer.check_models()
+
+
+def test_network_that_cannot_take_the_inputs_is_refused(splits):
+    with pytest.raises(ConfigError, match="lenet needs image inputs"):
+        flat = splits.train.__class__(splits.train.x.flatten(1), splits.train.y, 10)
+        from kdgan.data import Splits
+
+        config = load_config(find_config("digits_kdgan"), tiny_overrides())
+        build_trainer(config, splits=Splits(flat, flat, flat))
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(splits, tmp_path):
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=3), "method=supervised", "options={}"])
+    trainer = build_trainer(config, splits=splits, out_dir=tmp_path)
+    trainer.fit()
+    good = torch.load(tmp_path / "last.pt", weights_only=False)
+    trainer = build_trainer(config, splits=splits, out_dir=tmp_path / "again")
+    original = trainer.method.loss
+    trainer.method.loss = lambda role, batch: original(role, batch) * float("nan")
+    with pytest.raises(DivergenceError, match=r"student's loss became NaN or infinite at step 0 of epoch 0"):
+        trainer.fit()
+    assert not (tmp_path / "again" / "final.json").exists()
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == good["epoch"]
+
+
+def test_skip_mode_skips_non_finite_updates(splits):
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=2), "method=supervised", "options={}",
+                                                        "train.on_nonfinite=skip"])
+    trainer = build_trainer(config, splits=splits)
+    before = [p.detach().clone() for p in trainer.method.players["student"].module.parameters()]
+    original = trainer.method.loss
+    trainer.method.loss = lambda role, batch: original(role, batch) * float("inf")
+    trainer.fit()
+    after = list(trainer.method.players["student"].module.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_selected_epoch_is_the_best_on_validation_and_is_saved(splits, tmp_path):
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=4), "train.eval_test_each_epoch=true"])
+    result = build_trainer(config, splits=splits, out_dir=tmp_path).fit()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["stage"] == "train"]
+    best = max(train, key=lambda r: r["val_accuracy"])
+    assert result.selected_epoch == best["epoch"]
+    assert result.test["accuracy"] == pytest.approx(best["test_accuracy"])
+    assert result.best_test["accuracy"] == pytest.approx(max(r["test_accuracy"] for r in train))
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["test"]["accuracy"] == pytest.approx(result.test["accuracy"])
+    student = load_student(tmp_path)
+    logits = student(splits.test.x)
+    assert (logits.argmax(-1) == splits.test.y).float().mean().item() == pytest.approx(result.test["accuracy"])
+
+
+def test_resumed_run_equals_uninterrupted_run(splits, tmp_path):
+    overrides = tiny_overrides(epochs=4)
+    config = load_config(find_config("digits_kdgan"), overrides)
+    full = build_trainer(config, splits=splits, out_dir=tmp_path / "full").fit()
+
+    interrupted = build_trainer(config, splits=splits, out_dir=tmp_path / "cut")
+    original = interrupted._train_epoch
+
+    def die_in_third_train_epoch(stage, epoch):
+        if stage.name == "train" and epoch == 2:
+            raise KeyboardInterrupt
+        return original(stage, epoch)
+
+    interrupted._train_epoch = die_in_third_train_epoch
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    resumed = build_trainer(config, splits=splits, out_dir=tmp_path / "cut").fit(resume=True)
+    assert resumed.test == full.test and resumed.val == full.val
+    assert resumed.selected_epoch == full.selected_epoch
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(full.history)
+
+
+def test_run_directory_is_never_overwritten(tmp_path):
+    config = load_config(find_config("digits_kdgan"))
+    prepare_run_dir(tmp_path / "run", config, resume=False)
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        prepare_run_dir(tmp_path / "run", config, resume=False)
+    changed = load_config(find_config("digits_kdgan"), ["seed=5"])
+    with pytest.raises(ConfigError, match="config differs"):
+        prepare_run_dir(tmp_path / "run", changed, resume=True)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["torch"] == torch.__version__ and info["device"] == "cpu"
