@@ -42,7 +42,7 @@ def test_digits_splits_are_disjoint_from_test():
     assert (len(splits.train), len(splits.val), len(splits.test)) == (50, 100, 497)
     rows = lambda d: {tuple(r) for r in d.x.flatten(1).tolist()}  # noqa: E731
     assert not rows(splits.train) & rows(splits.test)
-    assert splits.train.x.shape[1:] == (1, 8, 8) and 0 <= splits.train.x.min() and splits.train.x.max() <= 1
+    assert splits.train.x.shape[1:] == (1, 8, 8) and splits.train.x.min() >= 0 and splits.train.x.max() <= 1
 
 
 def test_target_distribution_one_hot_and_multi_hot():
@@ -61,7 +61,7 @@ def test_labels_out_of_range_are_refused():
 def _write_idx(path, array, magic, compress=True):
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(data)
+    path.write_bytes(gzip.compress(data) if compress else data)
 
 
 def test_idx_reader_round_trip_and_errors(tmp_path):
@@ -70,11 +70,11 @@ def test_idx_reader_round_trip_and_errors(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "a.gz", 2051), images)
     with pytest.raises(DataError, match="magic 2051, expected 2049"):
         read_idx(tmp_path / "a.gz", 2049)
-    raw = gzip.open(tmp_path / "a.gz").read()
+    raw = gzip.decompress((tmp_path / "a.gz").read_bytes())
     (tmp_path / "cut").write_bytes(raw[:-10])
     with pytest.raises(DataError, match="truncated"):
         read_idx(tmp_path / "cut", 2051)
-    (tmp_path / "broken.gz").write_bytes(open(tmp_path / "a.gz", "rb").read()[:50])
+    (tmp_path / "broken.gz").write_bytes((tmp_path / "a.gz").read_bytes()[:50])
     with pytest.raises(DataError, match="corrupt or truncated"):
         read_idx(tmp_path / "broken.gz", 2051)
 
@@ -91,5 +91,5 @@ def test_real_mnist_and_fashion_mnist(shared_data):
     for name in ("mnist", "fashion-mnist"):
         train, test = load_idx_pool(name, str(shared_data))
         assert train.x.shape == (60_000, 1, 28, 28) and test.x.shape == (10_000, 1, 28, 28)
-        assert train.y.max().item() == 9 and 0.0 <= train.x.min() and train.x.max() <= 1.0
+        assert train.y.max().item() == 9 and train.x.min() >= 0.0 and train.x.max() <= 1.0
     assert torch.bincount(test.y).tolist() == [1000] * 10  # Fashion-MNIST test is balanced

@@ -9,6 +9,7 @@ import torch
 
 from kdgan.config import RunConfig, from_dict
 from kdgan.data import Splits, load_splits
+from kdgan.data.augment import random_crop_flip
 from kdgan.engine import Trainer
 from kdgan.errors import ConfigError, DataError
 from kdgan.methods import Method, get_method
@@ -77,7 +78,12 @@ def build_trainer(config: RunConfig, out_dir: str | Path | None = None, splits: 
         method, splits, config.train, batch_size=config.data.batch_size,
         eval_batch_size=config.data.eval_batch_size, pretrain_epochs=pretrain, seed=config.seed,
         out_dir=out_dir, run_info={"config": config.to_dict(), "model": model_info},
+        augment=random_crop_flip_with if config.data.augment == "crop_flip" else None,
     )
+
+
+def random_crop_flip_with(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return random_crop_flip(x, padding=4, generator=generator)
 
 
 def load_student(path: str | Path) -> torch.nn.Module:

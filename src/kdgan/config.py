@@ -20,7 +20,9 @@ from kdgan.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    """Which dataset, how many labelled examples, and how to batch them."""
+    """Which dataset, how many labelled examples, how to batch them, and image preprocessing:
+    ``augment`` (``crop_flip``: pad-4 random crop and horizontal flip of training batches) and
+    ``standardize`` (per-image standardisation of every split)."""
 
     name: str = "digits"
     dir: str | None = None
@@ -29,8 +31,12 @@ class DataConfig:
     subset_seed: int | None = None
     batch_size: int = 10
     eval_batch_size: int = 1000
+    augment: str | None = None
+    standardize: bool = False
 
     def __post_init__(self) -> None:
+        if self.augment not in (None, "crop_flip"):
+            raise ConfigError(f"data.augment must be null or crop_flip, got {self.augment!r}")
         if self.n is not None and self.n <= 0:
             raise ConfigError(f"data.n must be a positive number of labelled examples, got {self.n}")
         if self.val_size < 0:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +77,22 @@ class Trainer:
 
     ``pretrain_epochs`` maps roles to epochs of pretraining; ``out_dir`` (optional) receives
     metrics.jsonl, checkpoints (last.pt, student.pt) and final.json; ``run_info`` is stored in the
-    checkpoints so that a run can be rebuilt (e.g. the resolved config).
+    checkpoints so that a run can be rebuilt (e.g. the resolved config). ``augment(x, generator)``
+    transforms the student's inputs of each training batch (never validation or test).
     """
 
     def __init__(
         self, method: Method, splits: Splits, config: TrainConfig | None = None, *,
         batch_size: int = 10, eval_batch_size: int = 1000, pretrain_epochs: dict[str, int] | None = None,
         seed: int = 0, out_dir: str | Path | None = None, run_info: dict[str, Any] | None = None,
+        augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     ) -> None:
         self.method, self.splits = method, splits
         self.config = config or TrainConfig()
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.run_info = run_info or {}
+        self.augment = augment
         self.device = splits.train.x.device
         self.batches = torch.Generator().manual_seed(seed)
         pretrain_epochs = pretrain_epochs or {}
@@ -157,6 +161,8 @@ class Trainer:
             step = 0
             for _ in range(player.passes):
                 for batch in self.splits.train.batches(self.batch_size, self.batches):
+                    if self.augment is not None:
+                        batch = replace(batch, x=self.augment(batch.x, self.batches))
                     loss = loss_fn(role, batch)
                     self._step(player, loss)
                     detached = loss.detach()
@@ -234,9 +240,9 @@ class Trainer:
                         selection = Selection(value, epoch, copy.deepcopy(state), dict(record))
                         if not stage.pretrain:
                             self._save_student(selection)
-                    if not stage.pretrain and "test_accuracy" in record:
-                        if record["test_accuracy"] > best_test.get("accuracy", -1.0):
-                            best_test = {"accuracy": record["test_accuracy"], "epoch": epoch}
+                    test_value = record.get("test_accuracy", -1.0)
+                    if not stage.pretrain and test_value > best_test.get("accuracy", -1.0):
+                        best_test = {"accuracy": test_value, "epoch": epoch}
                     bar.set_postfix(val=f"{value:.4f}", best=f"{selection.value:.4f}")
                 self._log(record)
                 last = epoch == stage.epochs - 1

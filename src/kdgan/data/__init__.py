@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from kdgan.config import DataConfig
+from kdgan.data.augment import standardize
+from kdgan.data.cifar import load_cifar10_pool
 from kdgan.data.core import (
     Batch,
     Splits,
@@ -23,6 +26,7 @@ DATASETS: dict[str, tuple[str, PoolLoader]] = {
     "digits": ("scikit-learn's bundled 8x8 digits (embedded, no file needed)", lambda d: load_digits_pool()),
     "mnist": ("MNIST from IDX files", lambda d: load_idx_pool("mnist", d)),
     "fashion-mnist": ("Fashion-MNIST from IDX files", lambda d: load_idx_pool("fashion-mnist", d)),
+    "cifar10": ("CIFAR-10 from the python pickle batches or the JPEG zips", load_cifar10_pool),
 }
 
 
@@ -33,7 +37,10 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     pool, test = DATASETS[config.name][1](config.dir)
     subset_seed = seed if config.subset_seed is None else config.subset_seed
     train, val = labelled_split(pool, config.n, config.val_size, subset_seed)
-    return Splits(train, val, test)
+    splits = Splits(train, val, test)
+    if config.standardize:
+        splits = Splits(*(replace(part, x=standardize(part.x)) for part in (splits.train, splits.val, splits.test)))
+    return splits
 
 
 __all__ = [

@@ -11,8 +11,9 @@ from torch import nn
 from kdgan.errors import ConfigError
 from kdgan.models.lenet import LeNet
 from kdgan.models.mlp import MLP
+from kdgan.models.resnet import ResNet
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "lenet": LeNet}
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "lenet": LeNet, "resnet": ResNet}
 
 
 def build_model(spec: dict[str, Any], in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -35,4 +36,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["MODELS", "LeNet", "MLP", "build_model", "count_parameters"]
+__all__ = ["MODELS", "LeNet", "MLP", "ResNet", "build_model", "count_parameters"]
