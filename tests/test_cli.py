@@ -37,9 +37,10 @@ def test_train_then_evaluate_reproduces_the_final_test_score(tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
 
 
-def test_bad_config_key_exits_2_with_a_message(capsys):
-    assert main(["train", "digits_kdgan", "--set", "options.alpah=1", "--out", "/nonexistent/x"]) == 2
+def test_bad_config_key_exits_2_with_a_message_and_makes_no_run_dir(tmp_path, capsys):
+    assert main(["train", "digits_kdgan", "--set", "options.alpah=1", "--out", str(tmp_path / "x")]) == 2
     assert "unknown config key 'options.alpah'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_demo_with_a_tiny_budget_prints_a_table_and_writes_results(tmp_path, capsys):

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from kdgan.losses import (
-    discriminator_loss, distillation_loss, generator_loss, kl_temperature, l2_logits, soft_cross_entropy,
+    discriminator_loss,
+    distillation_loss,
+    generator_loss,
+    kl_temperature,
+    l2_logits,
+    soft_cross_entropy,
 )
 
 

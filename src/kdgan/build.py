@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from kdgan.engine import Trainer
 from kdgan.errors import ConfigError, DataError
 from kdgan.methods import Method, get_method
 from kdgan.models import build_model
+from kdgan.models.two_view import TwoView
 from kdgan.players import Player
 
 
@@ -37,13 +39,19 @@ def load_weights(path: str | Path) -> dict[str, Any]:
 
 
 def build_players(config: RunConfig, splits: Splits, roles: tuple[str, ...], device: torch.device) -> dict[str, Player]:
+    """One player per role; roles in ``config.privileged`` get both views when the data has them."""
     in_shape = tuple(splits.train.x.shape[1:])
+    privileged = splits.train.privileged
     players = {}
     for role in roles:
         spec = config.player(role)
         if spec is None:
             raise ConfigError(f"method {config.method!r} needs a '{role}' section in the config")
-        module = build_model(spec.model, in_shape, splits.num_classes)
+        if role in config.privileged and privileged is not None:
+            width = math.prod(in_shape) + math.prod(privileged.shape[1:])
+            module: torch.nn.Module = TwoView(build_model(spec.model, (width,), splits.num_classes))
+        else:
+            module = build_model(spec.model, in_shape, splits.num_classes)
         if spec.init:
             try:
                 module.load_state_dict(load_weights(spec.init))
@@ -53,11 +61,16 @@ def build_players(config: RunConfig, splits: Splits, roles: tuple[str, ...], dev
     return players
 
 
+def method_options(config: RunConfig) -> Any:
+    """The method's options, checked (unknown keys, types, ranges) without building anything."""
+    return from_dict(get_method(config.method).Options, config.options, "options")
+
+
 def build_method(config: RunConfig, splits: Splits, device: torch.device) -> Method:
     cls = get_method(config.method)
-    options = from_dict(cls.Options, config.options, "options")
+    options = method_options(config)
     players = build_players(config, splits, cls.needed_roles(options), device)
-    return cls(players, options)
+    return cls(players, options, privileged_roles=tuple(config.privileged), label_loss=config.label_loss)
 
 
 def build_trainer(config: RunConfig, out_dir: str | Path | None = None, splits: Splits | None = None) -> Trainer:

@@ -20,7 +20,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from kdgan.build import build_trainer
+    from kdgan.build import build_trainer, method_options
     from kdgan.config import load_config
     from kdgan.runs import find_config, prepare_run_dir
 
@@ -28,6 +28,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides.append(f"data.dir={args.data_dir}")
     config = load_config(find_config(args.config), overrides)
+    method_options(config)  # refuse bad options before a run directory is made
     out = Path(args.out) if args.out else Path("runs") / f"{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
     prepare_run_dir(out, config, args.resume)
     trainer = build_trainer(config, out_dir=out)

@@ -22,7 +22,8 @@ from kdgan.errors import ConfigError
 class DataConfig:
     """Which dataset, how many labelled examples, how to batch them, and image preprocessing:
     ``augment`` (``crop_flip``: pad-4 random crop and horizontal flip of training batches) and
-    ``standardize`` (per-image standardisation of every split)."""
+    ``normalize`` (``per_image`` standardisation, or ``per_feature`` z-scores with the labelled
+    training examples' statistics, applied to every split and view)."""
 
     name: str = "digits"
     dir: str | None = None
@@ -32,9 +33,11 @@ class DataConfig:
     batch_size: int = 10
     eval_batch_size: int = 1000
     augment: str | None = None
-    standardize: bool = False
+    normalize: str | None = None
 
     def __post_init__(self) -> None:
+        if self.normalize not in (None, "per_image", "per_feature"):
+            raise ConfigError(f"data.normalize must be null, per_image or per_feature, got {self.normalize!r}")
         if self.augment not in (None, "crop_flip"):
             raise ConfigError(f"data.augment must be null or crop_flip, got {self.augment!r}")
         if self.n is not None and self.n <= 0:
@@ -86,10 +89,12 @@ class PlayerConfig:
 
 @dataclass
 class TrainConfig:
-    """The training loop: epochs, evaluation, divergence handling, progress display."""
+    """The training loop: epochs, evaluation, model selection (``select_metric``: ``auto`` is
+    accuracy, or MAP for multi-label data), divergence handling, checkpoints, progress display."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
+    select_metric: str = "auto"
     grad_clip: float | None = None
     on_nonfinite: str = "stop"
     checkpoint_every: int = 1
@@ -108,7 +113,10 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """Everything one training run needs. ``options`` is checked against the method's Options."""
+    """Everything one training run needs. ``options`` is checked against the method's Options;
+    ``privileged`` lists the roles that see teacher-only inputs when the data has them (the
+    teacher, optionally the discriminator; never the student); ``label_loss`` is the supervised
+    loss, ``softmax`` (over labels, the paper's choice also for multi-label data) or ``sigmoid``."""
 
     method: str = "kdgan"
     seed: int = 0
@@ -120,10 +128,16 @@ class RunConfig:
     discriminator: PlayerConfig | None = None
     options: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    privileged: list[str] = field(default_factory=lambda: ["teacher"])
+    label_loss: str = "softmax"
 
     def __post_init__(self) -> None:
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
+        if "student" in self.privileged or not set(self.privileged) <= {"teacher", "discriminator"}:
+            raise ConfigError(f"privileged may list teacher and discriminator only, got {self.privileged}")
+        if self.label_loss not in ("softmax", "sigmoid"):
+            raise ConfigError(f"label_loss must be softmax or sigmoid, got {self.label_loss!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or null (PyTorch's default), got {self.threads}")
 

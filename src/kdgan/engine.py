@@ -27,7 +27,7 @@ from kdgan.config import TrainConfig
 from kdgan.data.core import Splits
 from kdgan.errors import DataError, DivergenceError
 from kdgan.methods.base import Method
-from kdgan.metrics import evaluate_logits, predict_logits
+from kdgan.metrics import default_selection_metric, evaluate_logits, predict_logits
 from kdgan.players import Player
 
 PRETRAIN_ORDER = ("teacher", "student", "discriminator")
@@ -48,7 +48,7 @@ class Stage:
 
 @dataclass
 class Selection:
-    """The best epoch so far of a stage, by validation accuracy."""
+    """The best epoch so far of a stage, by the validation selection metric."""
 
     value: float = float("-inf")
     epoch: int = -1
@@ -93,6 +93,8 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.run_info = run_info or {}
         self.augment = augment
+        metric = self.config.select_metric
+        self.select_metric = default_selection_metric(splits.train) if metric == "auto" else metric
         self.device = splits.train.x.device
         self.batches = torch.Generator().manual_seed(seed)
         pretrain_epochs = pretrain_epochs or {}
@@ -187,9 +189,14 @@ class Trainer:
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, role: str, split: str) -> dict[str, float]:
+        """Metrics of ``role`` on a split ('train', 'val' or 'test'), every player in eval mode."""
         data = getattr(self.splits, split)
-        logits = predict_logits(self.method.players[role].module, data, self.eval_batch_size, role == "teacher")
-        return {name: float(value) for name, value in evaluate_logits(logits, data).items()}
+        for player in self.method.players.values():
+            player.module.eval()
+        logits = predict_logits(lambda batch: self.method.forward(role, batch), data, self.eval_batch_size)
+        metrics = evaluate_logits(logits, data)
+        values = torch.stack(list(metrics.values())).tolist()  # one read for every metric
+        return dict(zip(metrics, values, strict=True))
 
     def _evaluate_epoch(self, stage: Stage) -> dict[str, float]:
         if stage.selects is None:
@@ -222,6 +229,9 @@ class Trainer:
             first = start_epoch if index == start_stage else 0
             if index != start_stage:
                 selection = Selection()
+            if not stage.pretrain:
+                self._activate("")
+                self.method.begin_training(self.splits.train, augmented=self.augment is not None)
             bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}",
                        disable=not self.config.progress, leave=False, initial=first, total=stage.epochs)
             for epoch in bar:
@@ -234,15 +244,15 @@ class Trainer:
                 self.seconds += time.perf_counter() - began
                 record["seconds"] = round(self.seconds, 3)
                 if stage.selects is not None:
-                    value = record["val_accuracy"]
+                    value = record[f"val_{self.select_metric}"]
                     if value > selection.value:
                         state = self.method.players[stage.selects].module.state_dict()
                         selection = Selection(value, epoch, copy.deepcopy(state), dict(record))
                         if not stage.pretrain:
                             self._save_student(selection)
-                    test_value = record.get("test_accuracy", -1.0)
-                    if not stage.pretrain and test_value > best_test.get("accuracy", -1.0):
-                        best_test = {"accuracy": test_value, "epoch": epoch}
+                    test_value = record.get(f"test_{self.select_metric}", -1.0)
+                    if not stage.pretrain and test_value > best_test.get(self.select_metric, -1.0):
+                        best_test = {self.select_metric: test_value, "epoch": epoch}
                     bar.set_postfix(val=f"{value:.4f}", best=f"{selection.value:.4f}")
                 self._log(record)
                 last = epoch == stage.epochs - 1
@@ -261,7 +271,8 @@ class Trainer:
         val = self.evaluate(role, "val")
         test = self.evaluate(role, "test")
         if selection.state is None:
-            self._save_student(Selection(val["accuracy"], -1, self.method.players[role].module.state_dict()))
+            state = self.method.players[role].module.state_dict()
+            self._save_student(Selection(val[self.select_metric], -1, state))
         result = RunResult(self.method.name, selection.epoch, val, test, best_test, round(self.seconds, 3),
                            self.history)
         if self.out_dir:
@@ -281,7 +292,7 @@ class Trainer:
         role = self.method.evaluated
         atomic_save(
             {"role": role, "state_dict": selection.state, "epoch": selection.epoch,
-             "val_accuracy": selection.value, "run_info": self.run_info},
+             "metric": self.select_metric, "val_value": selection.value, "run_info": self.run_info},
             self.out_dir / "student.pt",
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -47,6 +48,18 @@ def kl_temperature(student_logits: Tensor, teacher_logits: Tensor, temperature: 
     return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean") * temperature**2
 
 
+@register_distill("kl_sigmoid")
+def kl_sigmoid(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Per-label distillation for multi-label outputs with independent sigmoids: the binary KL
+    ``T^2 / B sum_b sum_k KL(Bern(sigmoid(z_t/T)) || Bern(sigmoid(z_s/T)))``."""
+    p = torch.sigmoid(teacher_logits / temperature)
+    zs = student_logits / temperature
+    log_q, log_not_q = F.logsigmoid(zs), F.logsigmoid(-zs)
+    log_p, log_not_p = F.logsigmoid(teacher_logits / temperature), F.logsigmoid(-teacher_logits / temperature)
+    kl = p * (log_p - log_q) + (1 - p) * (log_not_p - log_not_q)
+    return kl.sum(-1).mean() * temperature**2
+
+
 def distillation_loss(name: str) -> DistillLoss:
     if name not in DISTILL_LOSSES:
         raise ValueError(f"unknown distillation loss {name!r}; choose one of {', '.join(DISTILL_LOSSES)}")
@@ -60,6 +73,13 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     is the softmax-over-labels loss the KDGAN paper uses for multi-label data.
     """
     return -(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def binary_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-label binary cross-entropy, summed over labels and averaged over the batch:
+    ``-1/B sum_b sum_k (y log sigmoid(z) + (1 - y) log(1 - sigmoid(z)))``; the usual multi-label
+    loss (one independent sigmoid per label), offered beside the paper's softmax over labels."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[0]
 
 
 def discriminator_loss(disc_logits: Tensor, p_true: Tensor, p_fake: Tensor) -> Tensor:

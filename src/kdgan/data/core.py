@@ -18,11 +18,13 @@ from kdgan.errors import DataError
 
 @dataclass
 class Batch:
-    """A mini-batch. ``privileged`` is only ever passed to the teacher (and optionally D)."""
+    """A mini-batch. ``privileged`` is only ever passed to the teacher (and optionally D);
+    ``index`` holds the examples' row numbers in their dataset (used to look up cached outputs)."""
 
     x: Tensor
     y: Tensor
     privileged: Tensor | None = None
+    index: Tensor | None = None
 
 
 @dataclass
@@ -72,7 +74,7 @@ class TensorData:
 
     def batch(self, index: Tensor) -> Batch:
         priv = None if self.privileged is None else self.privileged[index]
-        return Batch(self.x[index], self.y[index], priv)
+        return Batch(self.x[index], self.y[index], priv, index)
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True
@@ -155,4 +157,11 @@ def target_distribution(y: Tensor, num_classes: int) -> Tensor:
     normalised to sum to one for multi-label targets."""
     if y.is_floating_point():
         return y / y.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    return torch.nn.functional.one_hot(y, num_classes).to(torch.get_default_dtype())
+
+
+def multi_hot(y: Tensor, num_classes: int) -> Tensor:
+    """Targets as a 0/1 matrix: one-hot for class indices, unchanged for multi-hot targets."""
+    if y.is_floating_point():
+        return y
     return torch.nn.functional.one_hot(y, num_classes).to(torch.get_default_dtype())

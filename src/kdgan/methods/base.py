@@ -13,10 +13,12 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from kdgan.data.core import Batch, target_distribution
+from kdgan.data.core import Batch, TensorData, multi_hot, target_distribution
 from kdgan.errors import ConfigError
-from kdgan.losses import soft_cross_entropy
+from kdgan.losses import binary_cross_entropy, soft_cross_entropy
 from kdgan.players import Player
+
+LABEL_LOSSES = ("softmax", "sigmoid")
 
 
 @dataclass
@@ -39,14 +41,26 @@ class Method:
         """The players this method needs with these options."""
         return cls.roles
 
-    def __init__(self, players: dict[str, Player], options: Any = None) -> None:
+    def __init__(
+        self, players: dict[str, Player], options: Any = None, *, privileged_roles: tuple[str, ...] = ("teacher",),
+        label_loss: str = "softmax",
+    ) -> None:
         options = self.Options() if options is None else options
         missing = [role for role in self.needed_roles(options) if role not in players]
         if missing:
             raise ConfigError(f"method {self.name!r} needs players {', '.join(missing)} (config section)")
+        if "student" in privileged_roles:
+            raise ConfigError("the student never receives privileged inputs: it is deployed without them")
+        if label_loss not in LABEL_LOSSES:
+            raise ConfigError(f"label_loss must be one of {', '.join(LABEL_LOSSES)}, got {label_loss!r}")
         self.players = players
         self.options = options
+        self.privileged_roles = privileged_roles
+        self.label_loss = label_loss
         self.epoch, self.epochs = 0, 1
+
+    def begin_training(self, train: TensorData, augmented: bool) -> None:
+        """Called once before the game's rounds start (after pretraining)."""
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Called before each training epoch (e.g. to anneal a temperature)."""
@@ -57,9 +71,9 @@ class Method:
         raise NotImplementedError
 
     def forward(self, role: str, batch: Batch) -> Tensor:
-        """Logits of ``role`` on a batch; only the teacher receives privileged inputs."""
+        """Logits of ``role`` on a batch; privileged inputs reach only ``privileged_roles``."""
         module = self.players[role].module
-        if role == "teacher" and batch.privileged is not None:
+        if role in self.privileged_roles and batch.privileged is not None:
             return module(batch.x, batch.privileged)
         return module(batch.x)
 
@@ -67,7 +81,10 @@ class Method:
         return target_distribution(batch.y, logits.shape[-1])
 
     def cross_entropy(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Cross-entropy of ``logits`` against the batch's true label distribution."""
+        """The supervised loss: cross-entropy against the true label distribution (softmax over
+        labels; multi-hot targets normalised), or per-label binary cross-entropy (``sigmoid``)."""
+        if self.label_loss == "sigmoid":
+            return binary_cross_entropy(logits, multi_hot(batch.y, logits.shape[-1]))
         return soft_cross_entropy(logits, self.target(batch, logits))
 
     def supervised_loss(self, role: str, batch: Batch) -> Tensor:

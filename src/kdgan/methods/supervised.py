@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -38,8 +38,8 @@ class Supervised(Method):
     def needed_roles(cls, options: SupervisedOptions) -> tuple[str, ...]:
         return (options.player,)
 
-    def __init__(self, players: dict[str, Player], options: SupervisedOptions | None = None) -> None:
-        super().__init__(players, options)
+    def __init__(self, players: dict[str, Player], options: SupervisedOptions | None = None, **kwargs: Any) -> None:
+        super().__init__(players, options, **kwargs)
         self.schedule = (self.options.player,)
         self.evaluated = self.options.player
 
