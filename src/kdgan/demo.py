@@ -1,9 +1,5 @@
-"""The demo: every method on the embedded digits data with few labels, several seeds, one table.
-
-Per seed, the teacher and the student are first trained alone (supervised) and selected on
-validation; every distillation method then starts from those two networks and trains for the same
-number of epochs, so each row's gain over the supervised student is the method's own.
-"""
+"""The demo: every method on the embedded digits data with few labels, several seeds, one table,
+under the protocol of :mod:`kdgan.experiments`."""
 
 from __future__ import annotations
 
@@ -15,20 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.build import build_trainer
-from kdgan.config import RunConfig, load_config
+from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.models import count_parameters
+from kdgan.experiments import Comparison
 from kdgan.runs import find_config
 
 DEMO_METHODS = ("mimic", "distn", "noisy", "codis", "nagan", "kdgan")
-
-
-def _variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfig:
-    config = replace(base, method=method, seed=seed, options=changes.pop("options", {}))
-    for section, values in changes.items():
-        setattr(config, section, replace(getattr(config, section), **values))
-    return config
 
 
 def run_demo(
@@ -42,46 +30,12 @@ def run_demo(
     """
     base = load_config(find_config(config), list(overrides))
     base = replace(base, train=replace(base.train, progress=progress))
-    runs: dict[str, list[dict[str, Any]]] = {}
-    params: dict[str, int] = {}
+    comparison = Comparison(methods)
     started = time.perf_counter()
-
-    def record(name: str, trainer: Any, seed: int) -> None:
-        result = trainer.fit()
-        runs.setdefault(name, []).append(
-            {"seed": seed, "test_accuracy": result.test["accuracy"], "val_accuracy": result.val["accuracy"],
-             "selected_epoch": result.selected_epoch, "seconds": result.seconds}
-        )
-
     for seed in range(seeds):
-        splits = load_splits(base.data, seed)
-        no_pretrain = {"pretrain_epochs": 0}
-        teacher_cfg = _variant(base, "supervised", seed, options={"player": "teacher"},
-                               train={"epochs": base.teacher.pretrain_epochs}, teacher=no_pretrain)
-        teacher_run = build_trainer(teacher_cfg, splits=splits)
-        record("teacher", teacher_run, seed)
-        teacher_state = teacher_run.method.players["teacher"].module.state_dict()
-        params["teacher"] = count_parameters(teacher_run.method.players["teacher"].module)
-
-        student_epochs = base.student.pretrain_epochs + base.train.epochs
-        student_cfg = _variant(base, "supervised", seed, train={"epochs": student_epochs}, student=no_pretrain)
-        student_run = build_trainer(student_cfg, splits=splits)
-        record("supervised", student_run, seed)
-        student_state = student_run.method.players["student"].module.state_dict()
-        params["student"] = count_parameters(student_run.method.players["student"].module)
-
-        for method in methods:
-            options = base.options if method == base.method else {}
-            cfg = _variant(base, method, seed, options=options, student=no_pretrain, teacher=no_pretrain)
-            trainer = build_trainer(cfg, splits=splits)
-            players = trainer.method.players
-            players["student"].module.load_state_dict(student_state)
-            if "teacher" in players:
-                players["teacher"].module.load_state_dict(teacher_state)
-            record(method, trainer, seed)
-
+        comparison.run(base.data.name, replace(base, seed=seed), load_splits(base.data, seed))
     report = {
-        "runs": runs, "params": params,
+        "runs": comparison.results[base.data.name], "params": comparison.params,
         "settings": {"seeds": seeds, "config": config, "overrides": list(overrides),
                      "dataset": base.data.name, "n": base.data.n, "epochs": base.train.epochs,
                      "seconds": round(time.perf_counter() - started, 1)},
@@ -110,8 +64,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     for name, rows in report["runs"].items():
         role = "teacher" if name == "teacher" else "student"
         lines.append(
-            f"| {name} | {role} | {params.get(role, 0):,} | {mean_std([r['test_accuracy'] for r in rows])} "
-            f"| {mean_std([r['val_accuracy'] for r in rows])} "
+            f"| {name} | {role} | {params.get(role, 0):,} | {mean_std([r['test']['accuracy'] for r in rows])} "
+            f"| {mean_std([r['val']['accuracy'] for r in rows])} "
             f"| {statistics.fmean(r['seconds'] for r in rows):.1f} |"
         )
     settings = report["settings"]

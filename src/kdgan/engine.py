@@ -202,7 +202,7 @@ class Trainer:
         if stage.selects is None:
             return {}
         record = {f"val_{k}": v for k, v in self.evaluate(stage.selects, "val").items()}
-        if self.config.eval_test_each_epoch:
+        if self.config.eval_test_each_epoch and not stage.pretrain:
             record.update({f"test_{k}": v for k, v in self.evaluate(stage.selects, "test").items()})
         if not stage.pretrain:
             for role in stage.roles:

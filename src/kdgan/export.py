@@ -4,7 +4,9 @@ Only the student is exported: it takes the ordinary input ``x`` alone (never the
 privileged inputs). The exported graph has one input named ``input`` of shape
 ``(batch, *in_shape)`` with a dynamic batch dimension and one output ``logits`` of shape
 ``(batch, num_classes)``. The run's input shape, label count, method and dataset travel inside
-the file (ONNX metadata properties; a ``kdgan.json`` extra file in TorchScript).
+the file (ONNX metadata properties; a ``kdgan.json`` extra file in TorchScript), including
+``standardize``: when true the run standardised each image (zero mean, unit variance) and a
+deployment must do the same before calling the graph; :func:`kdgan.predict.predict` does.
 
 ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs only the ``onnx``
 package, while the newer torch.export-based one also needs ``onnxscript`` and writes the weights
@@ -80,6 +82,7 @@ def metadata(student: LoadedStudent) -> dict[str, Any]:
         "num_classes": student.num_classes, "method": student.method, "dataset": student.dataset,
         "input": INPUT_NAME, "output": OUTPUT_NAME,
         "input_range": list(student.input_range) if student.input_range else None,
+        "standardize": student.standardize,  # per-image standardisation expected before the graph
     }
 
 

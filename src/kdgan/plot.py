@@ -130,7 +130,7 @@ def plot_runs(
             raise DataError(_missing_metric(run_dir, records, metric, include_pretrain))
         series.append(stages)
     if labels is None:
-        labels = _default_labels(run_dirs)
+        labels = default_labels(run_dirs)
 
     figure = Figure(figsize=size, dpi=dpi)
     FigureCanvasAgg(figure)
@@ -155,7 +155,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _default_labels(run_dirs: Sequence[str | Path]) -> list[str]:
+def default_labels(run_dirs: Sequence[str | Path]) -> list[str]:
     methods = [run_label(d) for d in run_dirs]
     return [m if methods.count(m) == 1 else f"{m} ({Path(d).name})" for m, d in zip(methods, run_dirs, strict=True)]
 

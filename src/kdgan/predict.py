@@ -4,7 +4,8 @@ Inputs are brought to what the student was trained on: the recorded input shape,
 in [0, 1] (MNIST and Fashion-MNIST pixels /255, scikit-learn digits /16). 8-bit data (IDX files,
 images, uint8 arrays) is divided by 255; float arrays are taken as they are unless ``scale`` says
 otherwise. Values outside the training range of a built-in dataset are refused rather than
-silently misclassified. Images are converted to the model's channels (grayscale for one) and
+silently misclassified. Runs trained with ``data.standardize`` get each input standardised the
+same way after that check. Images are converted to the model's channels (grayscale for one) and
 resized to its height and width; training images have bright ink on a dark background, so dark-
 on-light scans need ``invert=True``.
 """
@@ -31,6 +32,7 @@ IDX_UINT8 = 0x08  # the IDX type code of unsigned bytes, the only one read_idx r
 CLASS_NAMES: dict[str, list[str]] = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                       "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 SCALE_HINT = "pass scale=N (--scale N) to divide them: 16 for raw scikit-learn digits (0..16), 255 for 8-bit pixels"
 
@@ -58,7 +60,7 @@ def predict(
     if not 1 <= top_k <= student.num_classes:
         raise ConfigError(f"top_k must be between 1 and the model's {student.num_classes} labels, got {top_k}")
     x, names = load_inputs(input_path, student, scale=scale, invert=invert)
-    scores = predict_scores(student.module, x, batch_size)
+    scores = predict_scores(student.module, preprocess(x, student), batch_size)
     values, classes = scores.topk(top_k, dim=-1)
     class_names = CLASS_NAMES.get(student.dataset or "")
     rows = []
@@ -70,6 +72,15 @@ def predict(
         rows.append({"index": index, "input": name, "prediction": top[0]["class"], "score": top[0]["score"],
                      "top_k": top})
     return rows
+
+
+def preprocess(x: Tensor, student: LoadedStudent) -> Tensor:
+    """What the run did to every split after loading it: per-image standardisation, if configured."""
+    if student.standardize:
+        from kdgan.data.augment import standardize
+
+        return standardize(x)
+    return x
 
 
 @torch.inference_mode()

@@ -15,9 +15,9 @@ from kdgan.build import load_student
 from kdgan.errors import ConfigError, DataError
 
 # The value range each built-in dataset was trained on: images scaled to [0, 1] (MNIST and
-# Fashion-MNIST pixels /255, scikit-learn digits /16). Inputs outside it are refused.
+# Fashion-MNIST and CIFAR-10 pixels /255, scikit-learn digits /16). Inputs outside it are refused.
 INPUT_RANGES: dict[str, tuple[float, float]] = {
-    "digits": (0.0, 1.0), "mnist": (0.0, 1.0), "fashion-mnist": (0.0, 1.0),
+    "digits": (0.0, 1.0), "mnist": (0.0, 1.0), "fashion-mnist": (0.0, 1.0), "cifar10": (0.0, 1.0),
 }
 
 
@@ -37,6 +37,11 @@ class LoadedStudent:
     def input_range(self) -> tuple[float, float] | None:
         """The (low, high) range of the training inputs, when the dataset is a known one."""
         return INPUT_RANGES.get(self.dataset or "")
+
+    @property
+    def standardize(self) -> bool:
+        """Whether the run standardised every image (data.standardize): new inputs must be too."""
+        return bool((self.config.get("data") or {}).get("standardize", False))
 
 
 def student_file(run_dir: str | Path) -> Path:

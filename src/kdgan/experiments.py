@@ -1,0 +1,115 @@
+"""Comparing methods under one protocol, resumably: the machinery behind ``kdgan demo`` and
+``kdgan reproduce``.
+
+For each (setting, seed), the teacher and the student are first trained alone (supervised, the
+epoch picked on validation); every other method then starts from those two networks and trains for
+the same number of epochs, so each method's gain over the supervised student is its own. Results
+are written after every run, and a rerun skips runs already recorded, so a killed comparison
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdgan.build import build_trainer
+from kdgan.checkpoint import atomic_save
+from kdgan.config import RunConfig
+from kdgan.data import Splits
+from kdgan.engine import RunResult
+from kdgan.models import count_parameters
+
+BASELINE_RUNS = ("teacher", "supervised")
+
+
+def variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfig:
+    """``base`` with another method, seed, options, and section fields replaced."""
+    config = replace(base, method=method, seed=seed, options=changes.pop("options", {}))
+    for section, values in changes.items():
+        setattr(config, section, replace(getattr(config, section), **values))
+    return config
+
+
+def summarize(result: RunResult, seed: int, metric: str) -> dict[str, Any]:
+    """What a comparison keeps of a run: scores, timing, and the per-epoch curve."""
+    curve = [
+        {k: r[k] for k in ("epoch", "seconds", f"val_{metric}", f"test_{metric}") if k in r}
+        for r in result.history if r["stage"] == "train"
+    ]
+    return {
+        "seed": seed, "test": result.test, "val": result.val, "best_test": result.best_test,
+        "selected_epoch": result.selected_epoch, "seconds": result.seconds, "curve": curve,
+    }
+
+
+class Comparison:
+    """Runs methods against shared supervised teacher and student; ``results`` maps a setting name
+    to ``{method: [per-seed summaries]}``. With ``out``, results.json and the two pretrained
+    networks of each (setting, seed) are saved as they are made, and reused on a rerun."""
+
+    def __init__(self, methods: Sequence[str], out: Path | None = None, metric: str = "accuracy") -> None:
+        self.methods, self.out, self.metric = list(methods), out, metric
+        self.results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.params: dict[str, int] = {}
+        self.seconds = 0.0
+        if out is not None and (out / "results.json").is_file():
+            saved = json.loads((out / "results.json").read_text())
+            self.results, self.params = saved["results"], saved["params"]
+
+    def done(self, setting: str, method: str, seed: int) -> bool:
+        return any(r["seed"] == seed for r in self.results.get(setting, {}).get(method, []))
+
+    def _record(self, setting: str, method: str, summary: dict[str, Any]) -> None:
+        self.results.setdefault(setting, {}).setdefault(method, []).append(summary)
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            tmp = self.out / "results.json.tmp"
+            tmp.write_text(json.dumps({"results": self.results, "params": self.params}, indent=1) + "\n")
+            tmp.replace(self.out / "results.json")
+
+    def _baseline(self, setting: str, name: str, config: RunConfig, splits: Splits, role: str) -> dict:
+        """Train (or reload) the supervised teacher or student of this setting and seed."""
+        path = None if self.out is None else self.out / "weights" / f"{setting}-seed{config.seed}-{role}.pt"
+        trainer = build_trainer(config, splits=splits)
+        module = trainer.method.players[role].module
+        self.params[role] = count_parameters(module)
+        if path is not None and path.is_file() and self.done(setting, name, config.seed):
+            module.load_state_dict(torch.load(path, map_location=splits.train.x.device))
+        else:
+            started = time.perf_counter()
+            summary = summarize(trainer.fit(), config.seed, self.metric)
+            self.seconds += time.perf_counter() - started
+            if path is not None:
+                atomic_save(module.state_dict(), path)
+            self._record(setting, name, summary)
+        return module.state_dict()
+
+    def run(self, setting: str, base: RunConfig, splits: Splits) -> None:
+        """Every method at ``base.seed`` on ``splits``, skipping runs already recorded."""
+        seed, off = base.seed, {"pretrain_epochs": 0}
+        teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"},
+                              train={"epochs": base.teacher.pretrain_epochs}, teacher=off)
+        teacher = self._baseline(setting, "teacher", teacher_cfg, splits, "teacher")
+        epochs = base.student.pretrain_epochs + base.train.epochs
+        student_cfg = variant(base, "supervised", seed, train={"epochs": epochs}, student=off)
+        student = self._baseline(setting, "supervised", student_cfg, splits, "student")
+        for method in self.methods:
+            if method in BASELINE_RUNS or self.done(setting, method, seed):
+                continue
+            options = base.options if method == base.method else {}
+            trainer = build_trainer(variant(base, method, seed, options=options, student=off, teacher=off),
+                                    splits=splits)
+            players = trainer.method.players
+            players["student"].module.load_state_dict(student)
+            if "teacher" in players:
+                players["teacher"].module.load_state_dict(teacher)
+            started = time.perf_counter()
+            self._record(setting, method, summarize(trainer.fit(), seed, self.metric))
+            self.seconds += time.perf_counter() - started
