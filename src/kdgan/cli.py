@@ -1,4 +1,4 @@
-"""The ``kdgan`` command line: methods, train, evaluate, demo."""
+"""The ``kdgan`` command line: methods, train, evaluate, demo, reproduce, export, predict, plot."""
 
 from __future__ import annotations
 
@@ -55,6 +55,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from kdgan.reproduce import TABLE1_METHODS, reproduce_table1
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    methods = args.methods.split(",") if args.methods else TABLE1_METHODS
+    out = Path(args.out or f"runs/{args.table}-{args.dataset}")
+    if args.table == "table1":
+        from kdgan.reproduce import table1_markdown
+
+        report = reproduce_table1(args.dataset, sizes, args.seeds, out, methods, args.epochs, args.device,
+                                  args.data_dir, args.set, args.progress)
+        print(table1_markdown(report))
+    else:
+        from kdgan.reproduce_tags import reproduce_table2, table2_markdown
+
+        report = reproduce_table2(args.dataset, args.seeds, out, args.methods.split(",") if args.methods else None,
+                                  args.epochs, args.device, args.data_dir, args.set, args.progress)
+        print(table2_markdown(report))
+    print(f"results in {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kdgan.export import export_student
+
+    print(export_student(Path(args.run_dir), args.format, Path(args.out) if args.out else None, args.opset,
+                         verify=not args.no_verify))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from kdgan.predict import format_json, format_table, predict
+
+    rows = predict(Path(args.run_dir), [Path(p) for p in args.inputs], top_k=args.top_k, scale=args.scale,
+                   invert=args.invert)
+    print(format_json(rows) if args.json else format_table(rows))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from kdgan.plot import plot_runs
+
+    print(plot_runs(args.run_dirs, Path(args.out), metric=args.metric, x=args.x, include_pretrain=args.pretrain))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kdgan", description="Knowledge distillation with GANs (KDGAN) and baselines.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -83,6 +129,45 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base config")
     demo.add_argument("--progress", action="store_true", help="show per-run progress bars")
     demo.set_defaults(func=cmd_demo)
+
+    rep = sub.add_parser("reproduce", help="reproduce the paper's tables (resumable)")
+    rep.add_argument("table", choices=["table1", "table2"], help="table1: MNIST/CIFAR-10 compression; table2: tags")
+    rep.add_argument("--dataset", required=True, help="table1: mnist or cifar10; table2: corel5k, yeast or emotions")
+    rep.add_argument("--sizes", default="100,1000", help="table1: labelled-set sizes, comma-separated")
+    rep.add_argument("--seeds", type=int, default=3)
+    rep.add_argument("--methods", help="comma-separated subset of methods")
+    rep.add_argument("--epochs", type=int, help="epochs of every method (default: the config's)")
+    rep.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    rep.add_argument("--data-dir", help="folder with the dataset's files (else $KDGAN_DATA)")
+    rep.add_argument("--out", help="results folder (default runs/TABLE-DATASET); rerun to resume")
+    rep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the config")
+    rep.add_argument("--progress", action="store_true", help="show per-run progress bars")
+    rep.set_defaults(func=cmd_reproduce)
+
+    export = sub.add_parser("export", help="export a run's student to ONNX or TorchScript")
+    export.add_argument("run_dir")
+    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--out", help="output file or folder (default: inside the run directory)")
+    export.add_argument("--opset", type=int, default=17)
+    export.add_argument("--no-verify", action="store_true", help="skip reloading and comparing the exported model")
+    export.set_defaults(func=cmd_export)
+
+    pred = sub.add_parser("predict", help="classes or top-k tags for IDX, image or .npy inputs")
+    pred.add_argument("run_dir")
+    pred.add_argument("inputs", nargs="+", help="IDX file, image file or folder, or .npy array")
+    pred.add_argument("--top-k", type=int, default=1)
+    pred.add_argument("--scale", type=float, help="divide raw values by this (e.g. 16 for raw sklearn digits)")
+    pred.add_argument("--invert", action="store_true", help="invert images (dark ink on light paper)")
+    pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pred.set_defaults(func=cmd_predict)
+
+    plot = sub.add_parser("plot", help="learning curves of one or several runs to PNG")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", required=True, help="PNG file")
+    plot.add_argument("--metric", default="val_accuracy")
+    plot.add_argument("--x", choices=["epoch", "seconds"], default="epoch")
+    plot.add_argument("--pretrain", action="store_true", help="include pretraining stages")
+    plot.set_defaults(func=cmd_plot)
     return top
 
 

@@ -23,7 +23,7 @@ from kdgan.build import build_trainer
 from kdgan.checkpoint import atomic_save
 from kdgan.config import RunConfig
 from kdgan.data import Splits
-from kdgan.engine import RunResult
+from kdgan.engine import RunResult, Trainer
 from kdgan.models import count_parameters
 
 BASELINE_RUNS = ("teacher", "supervised")
@@ -37,10 +37,11 @@ def variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfi
     return config
 
 
-def summarize(result: RunResult, seed: int, metric: str) -> dict[str, Any]:
-    """What a comparison keeps of a run: scores, timing, and the per-epoch curve."""
+def summarize(result: RunResult, seed: int) -> dict[str, Any]:
+    """What a comparison keeps of a run: scores, timing, and the per-epoch validation and test
+    curves."""
     curve = [
-        {k: r[k] for k in ("epoch", "seconds", f"val_{metric}", f"test_{metric}") if k in r}
+        {k: v for k, v in r.items() if k in ("epoch", "seconds") or k.startswith(("val_", "test_"))}
         for r in result.history if r["stage"] == "train"
     ]
     return {
@@ -54,8 +55,8 @@ class Comparison:
     to ``{method: [per-seed summaries]}``. With ``out``, results.json and the two pretrained
     networks of each (setting, seed) are saved as they are made, and reused on a rerun."""
 
-    def __init__(self, methods: Sequence[str], out: Path | None = None, metric: str = "accuracy") -> None:
-        self.methods, self.out, self.metric = list(methods), out, metric
+    def __init__(self, methods: Sequence[str], out: Path | None = None) -> None:
+        self.methods, self.out = list(methods), out
         self.results: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.params: dict[str, int] = {}
         self.seconds = 0.0
@@ -66,7 +67,7 @@ class Comparison:
     def done(self, setting: str, method: str, seed: int) -> bool:
         return any(r["seed"] == seed for r in self.results.get(setting, {}).get(method, []))
 
-    def _record(self, setting: str, method: str, summary: dict[str, Any]) -> None:
+    def record(self, setting: str, method: str, summary: dict[str, Any]) -> None:
         self.results.setdefault(setting, {}).setdefault(method, []).append(summary)
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -84,32 +85,43 @@ class Comparison:
             module.load_state_dict(torch.load(path, map_location=splits.train.x.device))
         else:
             started = time.perf_counter()
-            summary = summarize(trainer.fit(), config.seed, self.metric)
+            summary = summarize(trainer.fit(), config.seed)
             self.seconds += time.perf_counter() - started
             if path is not None:
                 atomic_save(module.state_dict(), path)
-            self._record(setting, name, summary)
+            self.record(setting, name, summary)
         return module.state_dict()
 
-    def run(self, setting: str, base: RunConfig, splits: Splits) -> None:
-        """Every method at ``base.seed`` on ``splits``, skipping runs already recorded."""
+    def baselines(self, setting: str, base: RunConfig, splits: Splits) -> tuple[dict, dict]:
+        """The supervised teacher's and student's weights at ``base.seed`` (trained or reloaded)."""
         seed, off = base.seed, {"pretrain_epochs": 0}
         teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"},
                               train={"epochs": base.teacher.pretrain_epochs}, teacher=off)
         teacher = self._baseline(setting, "teacher", teacher_cfg, splits, "teacher")
         epochs = base.student.pretrain_epochs + base.train.epochs
         student_cfg = variant(base, "supervised", seed, train={"epochs": epochs}, student=off)
-        student = self._baseline(setting, "supervised", student_cfg, splits, "student")
+        return teacher, self._baseline(setting, "supervised", student_cfg, splits, "student")
+
+    def start_from(self, config: RunConfig, splits: Splits, teacher: dict, student: dict) -> Trainer:
+        """A trainer for ``config`` whose student and teacher start from the given weights."""
+        off = {"pretrain_epochs": 0}
+        trainer = build_trainer(variant(config, config.method, config.seed, options=config.options,
+                                        student=off, teacher=off), splits=splits)
+        players = trainer.method.players
+        players["student"].module.load_state_dict(student)
+        if "teacher" in players:
+            players["teacher"].module.load_state_dict(teacher)
+        return trainer
+
+    def run(self, setting: str, base: RunConfig, splits: Splits) -> None:
+        """Every method at ``base.seed`` on ``splits``, skipping runs already recorded."""
+        seed = base.seed
+        teacher, student = self.baselines(setting, base, splits)
         for method in self.methods:
             if method in BASELINE_RUNS or self.done(setting, method, seed):
                 continue
             options = base.options if method == base.method else {}
-            trainer = build_trainer(variant(base, method, seed, options=options, student=off, teacher=off),
-                                    splits=splits)
-            players = trainer.method.players
-            players["student"].module.load_state_dict(student)
-            if "teacher" in players:
-                players["teacher"].module.load_state_dict(teacher)
+            trainer = self.start_from(replace(base, method=method, options=options), splits, teacher, student)
             started = time.perf_counter()
-            self._record(setting, method, summarize(trainer.fit(), seed, self.metric))
+            self.record(setting, method, summarize(trainer.fit(), seed))
             self.seconds += time.perf_counter() - started
