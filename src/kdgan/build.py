@@ -11,6 +11,7 @@ import torch
 from kdgan.config import RunConfig, from_dict
 from kdgan.data import Splits, load_splits
 from kdgan.data.augment import random_crop_flip
+from kdgan.distributed import DistInfo, setup
 from kdgan.engine import Trainer
 from kdgan.errors import ConfigError, DataError
 from kdgan.methods import Method, get_method
@@ -19,11 +20,15 @@ from kdgan.models.two_view import TwoView
 from kdgan.players import Player
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device for a config's ``device``; under torchrun, ``cuda`` means this process's
+    GPU (``cuda:LOCAL_RANK``)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for but CUDA is not available; use device=cpu")
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
     return torch.device(name)
 
 
@@ -73,11 +78,16 @@ def build_method(config: RunConfig, splits: Splits, device: torch.device) -> Met
     return cls(players, options, privileged_roles=tuple(config.privileged), label_loss=config.label_loss)
 
 
-def build_trainer(config: RunConfig, out_dir: str | Path | None = None, splits: Splits | None = None) -> Trainer:
-    """Everything a run needs, on the configured device and thread count."""
+def build_trainer(
+    config: RunConfig, out_dir: str | Path | None = None, splits: Splits | None = None,
+    dist_info: DistInfo | None = None,
+) -> Trainer:
+    """Everything a run needs, on the configured device and thread count. Under ``torchrun``
+    the process group is joined here (see :mod:`kdgan.distributed`)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    dist_info = dist_info or setup(config.device)
+    device = resolve_device(config.device, dist_info.local_rank)
     torch.manual_seed(config.seed)  # network initialisation is part of the seeded run
     if splits is None:
         splits = load_splits(config.data, config.seed)
@@ -91,7 +101,7 @@ def build_trainer(config: RunConfig, out_dir: str | Path | None = None, splits: 
         method, splits, config.train, batch_size=config.data.batch_size,
         eval_batch_size=config.data.eval_batch_size, pretrain_epochs=pretrain, seed=config.seed,
         out_dir=out_dir, run_info={"config": config.to_dict(), "model": model_info},
-        augment=random_crop_flip_with if config.data.augment == "crop_flip" else None,
+        augment=random_crop_flip_with if config.data.augment == "crop_flip" else None, dist_info=dist_info,
     )
 
 

@@ -22,6 +22,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from kdgan.build import build_trainer, method_options
     from kdgan.config import load_config
+    from kdgan.distributed import barrier, setup
     from kdgan.runs import find_config, prepare_run_dir
 
     overrides = list(args.set)
@@ -30,11 +31,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(find_config(args.config), overrides)
     method_options(config)  # refuse bad options before a run directory is made
     out = Path(args.out) if args.out else Path("runs") / f"{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    prepare_run_dir(out, config, args.resume)
-    trainer = build_trainer(config, out_dir=out)
+    info = setup(config.device)
+    if info.is_main:
+        prepare_run_dir(out, config, args.resume)
+    barrier(info)
+    trainer = build_trainer(config, out_dir=out, dist_info=info)
     result = trainer.fit(resume=args.resume)
-    print(json.dumps(result.to_dict(), indent=2))
-    print(f"run written to {out}", file=sys.stderr)
+    if info.is_main:
+        print(json.dumps(result.to_dict(), indent=2))
+        print(f"run written to {out}", file=sys.stderr)
     return 0
 
 

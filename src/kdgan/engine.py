@@ -25,7 +25,15 @@ from tqdm.auto import tqdm
 from kdgan.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
 from kdgan.config import TrainConfig
 from kdgan.data.core import Splits
-from kdgan.errors import DataError, DivergenceError
+from kdgan.distributed import (
+    DistInfo,
+    all_reduce,
+    average_gradients,
+    broadcast_module,
+    gather_objects,
+    gather_rows,
+)
+from kdgan.errors import ConfigError, DataError, DivergenceError
 from kdgan.methods.base import Method
 from kdgan.metrics import default_selection_metric, evaluate_logits, predict_logits
 from kdgan.players import Player
@@ -79,15 +87,24 @@ class Trainer:
     metrics.jsonl, checkpoints (last.pt, student.pt) and final.json; ``run_info`` is stored in the
     checkpoints so that a run can be rebuilt (e.g. the resolved config). ``augment(x, generator)``
     transforms the student's inputs of each training batch (never validation or test).
+    ``dist_info`` (from :func:`kdgan.distributed.setup`) makes this one rank of a data-parallel
+    job: ``batch_size`` is then the global batch, and only rank 0 writes files or shows progress.
     """
 
     def __init__(
         self, method: Method, splits: Splits, config: TrainConfig | None = None, *,
         batch_size: int = 10, eval_batch_size: int = 1000, pretrain_epochs: dict[str, int] | None = None,
         seed: int = 0, out_dir: str | Path | None = None, run_info: dict[str, Any] | None = None,
-        augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+        augment: Callable[[Tensor, torch.Generator], Tensor] | None = None, dist_info: DistInfo | None = None,
     ) -> None:
         self.method, self.splits = method, splits
+        self.dist = dist_info or DistInfo()
+        if batch_size % self.dist.world:
+            raise ConfigError(
+                f"data.batch_size {batch_size} is the global batch and must divide evenly across "
+                f"{self.dist.world} processes"
+            )
+        self.local_batch = batch_size // self.dist.world
         self.config = config or TrainConfig()
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.out_dir = None if out_dir is None else Path(out_dir)
@@ -108,6 +125,14 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
         self.check_models()
+        if self.dist.enabled:
+            for player in method.players.values():
+                broadcast_module(player.module)
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files: with an out_dir, on rank 0 only."""
+        return self.out_dir is not None and self.dist.is_main
 
     # ----------------------------------------------------------------- checks
     def check_models(self) -> None:
@@ -138,10 +163,15 @@ class Trainer:
     def _step(self, player: Player, loss: Tensor) -> bool:
         """One optimizer update; in 'skip' mode a non-finite loss or gradient skips it."""
         skip_mode = self.config.on_nonfinite == "skip"
-        if skip_mode and not torch.isfinite(loss):
+        if skip_mode and not self.dist.enabled and not torch.isfinite(loss):
             return False
         player.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.dist.enabled:
+            average_gradients(player.module, self.dist.world)
+            grads_finite = all(torch.isfinite(p.grad).all() for p in player.module.parameters() if p.grad is not None)
+            if skip_mode and not grads_finite:  # identical on every rank after averaging
+                return False
         if self.config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(player.module.parameters(), self.config.grad_clip)
             if skip_mode and not torch.isfinite(norm):
@@ -162,7 +192,8 @@ class Trainer:
             first_bad = torch.full((), -1, device=self.device)
             step = 0
             for _ in range(player.passes):
-                for batch in self.splits.train.batches(self.batch_size, self.batches):
+                shard = (self.dist.rank, self.dist.world)
+                for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
                     if self.augment is not None:
                         batch = replace(batch, x=self.augment(batch.x, self.batches))
                     loss = loss_fn(role, batch)
@@ -173,6 +204,11 @@ class Trainer:
                     step += 1
             sums[role] = torch.stack([total / max(step, 1), first_bad.to(total.dtype)])
         self._activate("")  # leave every player in eval mode, without gradients
+        if self.dist.enabled:  # mean loss over ranks; a non-finite loss on any rank counts
+            stacked = torch.stack(list(sums.values()))
+            means = all_reduce(stacked[:, 0].contiguous()) / self.dist.world
+            bad = all_reduce(stacked[:, 1].contiguous(), "max")
+            sums = {role: torch.stack([means[i], bad[i]]) for i, role in enumerate(sums)}
         values = {role: pair.tolist() for role, pair in sums.items()}  # one read per epoch
         for role, (_, bad) in values.items():
             if bad >= 0 and self.config.on_nonfinite == "stop":
@@ -193,7 +229,12 @@ class Trainer:
         data = getattr(self.splits, split)
         for player in self.method.players.values():
             player.module.eval()
-        logits = predict_logits(lambda batch: self.method.forward(role, batch), data, self.eval_batch_size)
+        forward = lambda batch: self.method.forward(role, batch)  # noqa: E731
+        if self.dist.enabled:  # each rank scores every world-th example; rows are gathered back
+            mine = data.subset(torch.arange(self.dist.rank, len(data), self.dist.world, device=self.device))
+            logits = gather_rows(predict_logits(forward, mine, self.eval_batch_size), len(data), self.dist)
+        else:
+            logits = predict_logits(forward, data, self.eval_batch_size)
         metrics = evaluate_logits(logits, data)
         values = torch.stack(list(metrics.values())).tolist()  # one read for every metric
         return dict(zip(metrics, values, strict=True))
@@ -219,9 +260,9 @@ class Trainer:
         if resume and checkpoint is not None and checkpoint.exists():
             start_stage, start_epoch, selection, best_test = self._load(checkpoint)
         else:
-            seed_everything(self.seed)
-            self.batches.manual_seed(self.seed)
-            if self.out_dir:
+            seed_everything(self.seed + self.dist.rank)  # noise and dropout differ per rank
+            self.batches.manual_seed(self.seed)  # the permutation is shared by all ranks
+            if self.writes:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / "metrics.jsonl").write_text("")
         for index in range(start_stage, len(self.stages)):
@@ -232,8 +273,9 @@ class Trainer:
             if not stage.pretrain:
                 self._activate("")
                 self.method.begin_training(self.splits.train, augmented=self.augment is not None)
-            bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}",
-                       disable=not self.config.progress, leave=False, initial=first, total=stage.epochs)
+            show = self.config.progress and self.dist.is_main
+            bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}", disable=not show,
+                       leave=False, initial=first, total=stage.epochs)
             for epoch in bar:
                 began = time.perf_counter()
                 record: dict[str, Any] = {"stage": stage.name, "epoch": epoch}
@@ -275,19 +317,19 @@ class Trainer:
             self._save_student(Selection(val[self.select_metric], -1, state))
         result = RunResult(self.method.name, selection.epoch, val, test, best_test, round(self.seconds, 3),
                            self.history)
-        if self.out_dir:
+        if self.writes:
             (self.out_dir / "final.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         return result
 
     # ----------------------------------------------------------------- files
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
-        if self.out_dir:
+        if self.writes:
             with open(self.out_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
 
     def _save_student(self, selection: Selection) -> None:
-        if self.out_dir is None:
+        if not self.writes:
             return
         role = self.method.evaluated
         atomic_save(
@@ -297,12 +339,16 @@ class Trainer:
         )
 
     def _save(self, path: Path, stage: int, epoch: int, selection: Selection, best_test: dict) -> None:
+        rng = rng_state(self.batches)
+        states = gather_objects(rng, self.dist) if self.dist.enabled else [rng]  # collective: all ranks
+        if not self.writes:
+            return
         atomic_save(
             {
                 "stage": stage, "epoch": epoch, "seconds": self.seconds,
                 "players": {role: p.state_dict() for role, p in self.method.players.items()},
                 "selection": selection.__dict__, "best_test": best_test,
-                "history": self.history, "rng": rng_state(self.batches), "run_info": self.run_info,
+                "history": self.history, "rng": states, "run_info": self.run_info,
             },
             path,
         )
@@ -311,10 +357,15 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=False)
         for role, player_state in state["players"].items():
             self.method.players[role].load_state_dict(player_state)
-        set_rng_state(state["rng"], self.batches)
+        if len(state["rng"]) != self.dist.world:
+            raise ConfigError(
+                f"{path} was written by {len(state['rng'])} processes; resume it with the same number, "
+                f"not {self.dist.world}"
+            )
+        set_rng_state(state["rng"][self.dist.rank], self.batches)
         self.seconds = state["seconds"]
         self.history = list(state["history"])
-        if self.out_dir:
+        if self.writes:
             lines = "".join(json.dumps(r) + "\n" for r in self.history)
             (self.out_dir / "metrics.jsonl").write_text(lines)
         return state["stage"], state["epoch"], Selection(**state["selection"]), state["best_test"]

@@ -77,15 +77,25 @@ class TensorData:
         return Batch(self.x[index], self.y[index], priv, index)
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True
+        self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[Batch]:
-        """Yield mini-batches by index; one permutation per call, the last batch may be short."""
+        """Yield mini-batches by index; one permutation per call, the last batch may be short.
+
+        With ``shard=(rank, world)`` this process takes every world-th example of the (shared)
+        permutation, so the k-th batches of all ranks form the k-th global batch of
+        ``batch_size * world`` examples; the permutation's tail that does not split evenly
+        across ranks is dropped so that every rank makes the same number of steps.
+        """
         n = len(self)
         if shuffle:
             order = torch.randperm(n, generator=generator, device="cpu").to(self.x.device)
         else:
             order = torch.arange(n, device=self.x.device)
-        for start in range(0, n, batch_size):
+        rank, world = shard
+        if world > 1:
+            order = order[: n - n % world][rank::world]
+        for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
 
 
