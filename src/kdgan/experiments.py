@@ -95,8 +95,8 @@ class Comparison:
     def baselines(self, setting: str, base: RunConfig, splits: Splits) -> tuple[dict, dict]:
         """The supervised teacher's and student's weights at ``base.seed`` (trained or reloaded)."""
         seed, off = base.seed, {"pretrain_epochs": 0}
-        teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"},
-                              train={"epochs": base.teacher.pretrain_epochs}, teacher=off)
+        teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"}, teacher=off,
+                              train={"epochs": base.teacher.pretrain_epochs, "eval_test_each_epoch": False})
         teacher = self._baseline(setting, "teacher", teacher_cfg, splits, "teacher")
         epochs = base.student.pretrain_epochs + base.train.epochs
         student_cfg = variant(base, "supervised", seed, train={"epochs": epochs}, student=off)
