@@ -114,3 +114,12 @@ def test_run_directory_is_never_overwritten(tmp_path):
         prepare_run_dir(tmp_path / "run", changed, resume=True)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["torch"] == torch.__version__ and info["device"] == "cpu"
+
+
+def test_adversarial_runs_log_discriminator_accuracy_and_tensorboard(splits, tmp_path):
+    pytest.importorskip("tensorboard")
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=2), "train.tensorboard=true"])
+    result = build_trainer(config, splits=splits, out_dir=tmp_path).fit()
+    last = result.history[-1]
+    assert 0.0 <= last["d_true_acc"] <= 1.0 and 0.0 <= last["d_fake_acc"] <= 1.0
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

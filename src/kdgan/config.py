@@ -90,7 +90,8 @@ class PlayerConfig:
 @dataclass
 class TrainConfig:
     """The training loop: epochs, evaluation, model selection (``select_metric``: ``auto`` is
-    accuracy, or MAP for multi-label data), divergence handling, checkpoints, progress display."""
+    accuracy, or MAP for multi-label data), divergence handling, checkpoints, progress display,
+    and ``tensorboard`` (also log every epoch record to OUT_DIR/tensorboard)."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
@@ -99,6 +100,7 @@ class TrainConfig:
     on_nonfinite: str = "stop"
     checkpoint_every: int = 1
     progress: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from kdgan.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
 from kdgan.config import TrainConfig
-from kdgan.data.core import Splits
+from kdgan.data.core import Splits, multi_hot
 from kdgan.distributed import (
     DistInfo,
     all_reduce,
@@ -124,6 +124,7 @@ class Trainer:
         self.stages.append(Stage("train", tuple(method.schedule), self.config.epochs, method.evaluated, False))
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
+        self.tensorboard: Any = None
         self.check_models()
         if self.dist.enabled:
             for player in method.players.values():
@@ -249,7 +250,22 @@ class Trainer:
             for role in stage.roles:
                 if role in CLASSIFIERS and role != stage.selects:
                     record.update({f"{role}_val_{k}": v for k, v in self.evaluate(role, "val").items()})
+            if "discriminator" in self.method.players:
+                record.update(self.discriminator_report())
         return record
+
+    @torch.no_grad()
+    def discriminator_report(self) -> dict[str, float]:
+        """D's accuracy on validation pairs: true pairs (x, y) scored above 1/2 (``d_true_acc``),
+        and pairs with the student's top label scored below 1/2 (``d_fake_acc``)."""
+        val = self.splits.val
+        scores = predict_logits(lambda b: self.method.forward("discriminator", b), val, self.eval_batch_size)
+        student = predict_logits(lambda b: self.method.forward("student", b), val, self.eval_batch_size)
+        true = multi_hot(val.y, scores.shape[-1])
+        true_score = (scores * true).sum(-1) / true.sum(-1).clamp_min(1)
+        fake_score = scores.gather(-1, student.argmax(-1, keepdim=True)).squeeze(-1)
+        values = torch.stack([(true_score > 0).float().mean(), (fake_score < 0).float().mean()]).tolist()
+        return {"d_true_acc": values[0], "d_fake_acc": values[1]}
 
     # ----------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> RunResult:
@@ -324,6 +340,13 @@ class Trainer:
     # ----------------------------------------------------------------- files
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
+        if self.writes and self.config.tensorboard:
+            if self.tensorboard is None:
+                from kdgan.tracking import TensorBoardLogger
+
+                self.tensorboard = TensorBoardLogger(self.out_dir / "tensorboard")
+            self.tensorboard.log(record, step=len(self.history))
+            self.tensorboard.flush()
         if self.writes:
             with open(self.out_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
