@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from kdgan.checkpoint import load_checkpoint
 from kdgan.config import RunConfig, from_dict
 from kdgan.data import Splits, load_splits
 from kdgan.data.augment import random_crop_flip
@@ -32,14 +33,19 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def load_weights(path: str | Path) -> dict[str, Any]:
-    """A state dict from a file: a raw state dict, or a run's student.pt / last.pt."""
+def load_weights(path: str | Path, role: str = "student") -> dict[str, Any]:
+    """A state dict from a file: a raw state dict, a run's student.pt, or a run's last.pt (the
+    ``role`` player's weights in it)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"weights file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path, map_location="cpu")
     if isinstance(state, dict) and "state_dict" in state:
         return state["state_dict"]
+    if isinstance(state, dict) and "players" in state:
+        if role not in state["players"]:
+            raise ConfigError(f"{path} holds no {role} (it has {', '.join(state['players'])})")
+        return state["players"][role]["module"]
     return state
 
 
@@ -52,14 +58,17 @@ def build_players(config: RunConfig, splits: Splits, roles: tuple[str, ...], dev
         spec = config.player(role)
         if spec is None:
             raise ConfigError(f"method {config.method!r} needs a '{role}' section in the config")
-        if role in config.privileged and privileged is not None:
-            width = math.prod(in_shape) + math.prod(privileged.shape[1:])
-            module: torch.nn.Module = TwoView(build_model(spec.model, (width,), splits.num_classes))
-        else:
-            module = build_model(spec.model, in_shape, splits.num_classes)
+        try:
+            if role in config.privileged and privileged is not None:
+                width = math.prod(in_shape) + math.prod(privileged.shape[1:])
+                module: torch.nn.Module = TwoView(build_model(spec.model, (width,), splits.num_classes))
+            else:
+                module = build_model(spec.model, in_shape, splits.num_classes)
+        except ConfigError as err:
+            raise ConfigError(f"{role}.model: {err}") from None
         if spec.init:
             try:
-                module.load_state_dict(load_weights(spec.init))
+                module.load_state_dict(load_weights(spec.init, role))
             except RuntimeError as err:
                 raise DataError(f"{role}.init {spec.init} does not fit the {role} network: {err}") from None
         players[role] = Player.create(module.to(device), spec.optimizer, spec.passes)

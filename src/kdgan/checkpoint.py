@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kdgan.errors import DataError
+
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` so that a crash mid-write leaves any earlier file at ``path`` intact."""
@@ -21,10 +23,35 @@ def atomic_save(obj: Any, path: Path) -> None:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files left by writes that a killed process never finished."""
+    for stale in directory.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location: Any = None) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint, with an error naming the file and the fix if it is damaged."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise DataError(
+            f"{path} is damaged or not a checkpoint ({type(err).__name__}: {err}); delete it to restart the run "
+            "from scratch, or restore a good copy"
+        ) from None
 
 
 def rng_state(batch_generator: torch.Generator) -> dict[str, Any]:

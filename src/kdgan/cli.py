@@ -32,10 +32,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     method_options(config)  # refuse bad options before a run directory is made
     out = Path(args.out) if args.out else Path("runs") / f"{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = setup(config.device)
+    trainer = build_trainer(config, out_dir=out, dist_info=info)  # data and networks are checked first
     if info.is_main:
         prepare_run_dir(out, config, args.resume)
     barrier(info)
-    trainer = build_trainer(config, out_dir=out, dist_info=info)
     result = trainer.fit(resume=args.resume)
     if info.is_main:
         print(json.dumps(result.to_dict(), indent=2))

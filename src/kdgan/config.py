@@ -87,11 +87,16 @@ class PlayerConfig:
             raise ConfigError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
 
 
+SELECT_METRICS = ("auto", "accuracy", "map", "mrr", "p@3", "p@5", "r@3", "r@5", "f@3", "f@5", "ndcg@3", "ndcg@5")
+
+
 @dataclass
 class TrainConfig:
     """The training loop: epochs, evaluation, model selection (``select_metric``: ``auto`` is
     accuracy, or MAP for multi-label data), divergence handling, checkpoints, progress display,
-    and ``tensorboard`` (also log every epoch record to OUT_DIR/tensorboard)."""
+    ``tensorboard`` (also log every epoch record to OUT_DIR/tensorboard), ``precision`` (``bf16``:
+    autocast the players' forward passes to bfloat16) and ``compile`` (``torch.compile`` each
+    player's network); both are off by default since they did not help on CPU."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
@@ -101,12 +106,20 @@ class TrainConfig:
     checkpoint_every: int = 1
     progress: bool = True
     tensorboard: bool = False
+    precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ConfigError(f"train.epochs must be >= 0, got {self.epochs}")
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"train.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ConfigError(
+                f"train.select_metric must be one of {', '.join(SELECT_METRICS)}, got {self.select_metric!r}"
+            )
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"train.precision must be fp32 or bf16, got {self.precision!r}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"train.checkpoint_every must be >= 0 epochs, got {self.checkpoint_every}")
         if self.grad_clip is not None and self.grad_clip <= 0:
@@ -186,6 +199,11 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"{path} must be true or false, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path} must be a number, got {value!r}")
         return float(value)
@@ -236,7 +254,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is set both as a value and as a section")
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({err.problem}); quote it or fix "
+                              "its brackets") from None
     return nested
 
 
@@ -270,4 +292,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def dump_config(config: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the resolved config atomically (a run killed mid-write leaves no half file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    tmp.replace(path)

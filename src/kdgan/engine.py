@@ -10,6 +10,7 @@ the host.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -22,9 +23,17 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kdgan.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
+from kdgan.checkpoint import (
+    atomic_save,
+    atomic_write_text,
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from kdgan.config import TrainConfig
-from kdgan.data.core import Splits, multi_hot
+from kdgan.data.core import Batch, Splits, multi_hot
 from kdgan.distributed import (
     DistInfo,
     all_reduce,
@@ -129,6 +138,9 @@ class Trainer:
         if self.dist.enabled:
             for player in method.players.values():
                 broadcast_module(player.module)
+        if self.config.compile:
+            for player in method.players.values():
+                player.module.compile()  # in place: state-dict keys (and checkpoints) are unchanged
 
     @property
     def writes(self) -> bool:
@@ -153,6 +165,12 @@ class Trainer:
                     f"the {role} network outputs shape {tuple(out.shape[1:])} per example but the data "
                     f"has {expected} labels; build it with {expected} outputs"
                 )
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast of forward passes when ``train.precision`` is bf16, else nothing."""
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     # ----------------------------------------------------------------- steps
     def _activate(self, role: str) -> None:
@@ -197,7 +215,8 @@ class Trainer:
                 for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
                     if self.augment is not None:
                         batch = replace(batch, x=self.augment(batch.x, self.batches))
-                    loss = loss_fn(role, batch)
+                    with self.autocast():
+                        loss = loss_fn(role, batch)
                     self._step(player, loss)
                     detached = loss.detach()
                     first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
@@ -215,8 +234,8 @@ class Trainer:
             if bad >= 0 and self.config.on_nonfinite == "stop":
                 raise DivergenceError(
                     f"the {role}'s loss became NaN or infinite at step {int(bad)} of epoch {epoch} "
-                    f"({stage.name}); the last checkpoint is intact. Lower the learning rate, set "
-                    "train.grad_clip, or set train.on_nonfinite=skip"
+                    f"({stage.name}); checkpoints written before it are intact. Lower the learning rate, set "
+                    "train.grad_clip, or set train.on_nonfinite=skip, and start again with a new --out"
                 )
         if not stage.pretrain:
             for role in stage.roles:
@@ -230,7 +249,10 @@ class Trainer:
         data = getattr(self.splits, split)
         for player in self.method.players.values():
             player.module.eval()
-        forward = lambda batch: self.method.forward(role, batch)  # noqa: E731
+        def forward(batch: Batch) -> Tensor:
+            with self.autocast():
+                return self.method.forward(role, batch).float()
+
         if self.dist.enabled:  # each rank scores every world-th example; rows are gathered back
             mine = data.subset(torch.arange(self.dist.rank, len(data), self.dist.world, device=self.device))
             logits = gather_rows(predict_logits(forward, mine, self.eval_batch_size), len(data), self.dist)
@@ -273,6 +295,8 @@ class Trainer:
         start_stage, start_epoch, selection = 0, 0, Selection()
         best_test: dict[str, float] = {}
         checkpoint = self.out_dir / "last.pt" if self.out_dir else None
+        if resume and self.writes:
+            remove_stale_temporaries(self.out_dir)
         if resume and checkpoint is not None and checkpoint.exists():
             start_stage, start_epoch, selection, best_test = self._load(checkpoint)
         else:
@@ -334,7 +358,7 @@ class Trainer:
         result = RunResult(self.method.name, selection.epoch, val, test, best_test, round(self.seconds, 3),
                            self.history)
         if self.writes:
-            (self.out_dir / "final.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+            atomic_write_text(self.out_dir / "final.json", json.dumps(result.to_dict(), indent=2) + "\n")
         return result
 
     # ----------------------------------------------------------------- files
@@ -377,9 +401,11 @@ class Trainer:
         )
 
     def _load(self, path: Path) -> tuple[int, int, Selection, dict[str, float]]:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(path, map_location=self.device)
         for role, player_state in state["players"].items():
             self.method.players[role].load_state_dict(player_state)
+        if isinstance(state["rng"], dict):  # written by a single process before per-rank states existed
+            state["rng"] = [state["rng"]]
         if len(state["rng"]) != self.dist.world:
             raise ConfigError(
                 f"{path} was written by {len(state['rng'])} processes; resume it with the same number, "

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 import kdgan
+from kdgan.checkpoint import atomic_write_text
 from kdgan.config import RunConfig, dump_config, load_config
 from kdgan.errors import ConfigError
 
@@ -44,9 +46,22 @@ def environment(device: str) -> dict[str, Any]:
     return {
         "kdgan": kdgan.__version__, "git_commit": git_commit(), "torch": torch.__version__,
         "python": sys.version.split()[0], "platform": platform.platform(), "device": device,
-        "cuda_device": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        "cuda_device": torch.cuda.get_device_name() if device.startswith("cuda") and torch.cuda.is_available()
+        else None,
         "command": sys.argv,
     }
+
+
+def differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config mappings, as 'key: saved -> now'."""
+    changed = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return changed
 
 
 def prepare_run_dir(out: Path, config: RunConfig, resume: bool) -> None:
@@ -57,13 +72,26 @@ def prepare_run_dir(out: Path, config: RunConfig, resume: bool) -> None:
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
     if resume and holds_run:
-        saved = load_config(out / "config.yaml")
-        if saved.to_dict() != config.to_dict():
+        saved_path = out / "config.yaml"
+        if not saved_path.is_file():
+            raise ConfigError(f"--resume: {out} has no config.yaml, so it is not a kdgan run directory (or it was "
+                              "damaged); choose another --out to start a new run")
+        try:
+            raw = yaml.safe_load(saved_path.read_text())
+            missing = sorted(set(config.to_dict()) - set(raw or {})) if isinstance(raw, dict | None) else ["all"]
+            if missing:
+                raise ConfigError(f"keys missing: {', '.join(missing)}")
+            saved = load_config(saved_path)
+        except (ConfigError, yaml.YAMLError) as err:
+            raise ConfigError(f"--resume: the saved {saved_path} is incomplete or damaged ({err}); start a new run "
+                              "in another --out") from None
+        changed = differences(saved.to_dict(), config.to_dict())
+        if changed:
             raise ConfigError(
-                f"--resume: the config differs from the one saved in {out}/config.yaml; resume with "
-                "the same config and --set values"
+                f"--resume: the config differs from the one saved in {saved_path} ({'; '.join(changed[:5])}); "
+                "resume with the same config and --set values"
             )
         return
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "config.yaml")
-    (out / "run.json").write_text(json.dumps(environment(config.device), indent=2) + "\n")
+    atomic_write_text(out / "run.json", json.dumps(environment(config.device), indent=2) + "\n")

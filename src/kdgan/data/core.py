@@ -147,7 +147,8 @@ def labelled_split(
     wanted = (n or 0) + val_size
     if wanted > total:
         raise DataError(
-            f"the training pool has {total} examples but n={n} plus val_size={val_size} were asked"
+            f"the training pool has {total} examples but n={n} plus val_size={val_size} were asked; "
+            "lower data.n or data.val_size"
         )
     if pool.multilabel:
         order = rng.permutation(total)

@@ -39,7 +39,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         with opener(path, "rb") as handle:
             raw = handle.read()
     except (OSError, EOFError) as err:
-        raise DataError(f"{path} could not be read ({err}); the file is corrupt or truncated") from None
+        raise DataError(f"{path} could not be read ({err}); the file is corrupt or truncated: download it again "
+                        "(kdgan.data.checksums can verify it)") from None
     if len(raw) < 8:
         raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
     found = int.from_bytes(raw[:4], "big")
@@ -60,11 +61,14 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 def load_idx_split(directory: Path, split: str) -> TensorData:
     images_name, labels_name = FILES[split]
     images = read_idx(_find(directory, images_name), IMAGE_MAGIC)
-    labels = read_idx(_find(directory, labels_name), LABEL_MAGIC)
+    labels_path = _find(directory, labels_name)
+    labels = read_idx(labels_path, LABEL_MAGIC)
     if len(images) != len(labels):
-        raise DataError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
+        raise DataError(f"{directory}: {len(images)} {split} images but {len(labels)} labels; one of the files is "
+                        "from another dataset or damaged: download them again")
     if labels.max(initial=0) > 9:
-        raise DataError(f"{directory}: {split} labels must be 0..9, found {labels.max()}")
+        raise DataError(f"{directory}: {split} labels must be 0..9, found {labels.max()} in {labels_path}; the "
+                        "labels file is damaged or from another dataset: download it again")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return TensorData(x, torch.from_numpy(labels.astype(np.int64)), 10)
 
@@ -83,7 +87,7 @@ def resolve_dir(name: str, directory: str | None) -> Path:
         if candidate.is_dir() and any(candidate.glob("t10k-*")):
             return candidate
     if not base.is_dir():
-        raise DataError(f"data directory {base} does not exist")
+        raise DataError(f"data directory {base} does not exist; pass an existing folder with --data-dir or KDGAN_DATA")
     return base / name if (base / name).is_dir() else base
 
 

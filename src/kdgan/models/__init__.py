@@ -29,7 +29,11 @@ def build_model(spec: dict[str, Any], in_shape: tuple[int, ...], num_classes: in
         raise ConfigError(
             f"unknown option '{unknown[0]}' for model {name!r}; valid options: {', '.join(accepted)}"
         )
-    return factory(tuple(in_shape), num_classes, **options)
+    try:
+        return factory(tuple(in_shape), num_classes, **options)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"model {name!r} cannot be built with options {options}: {err}; see its options "
+                          f"({', '.join(accepted)}) in kdgan/models/{name}.py") from None
 
 
 def count_parameters(module: nn.Module) -> int:
