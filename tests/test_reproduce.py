@@ -1,0 +1,75 @@
+"""The reproduce commands on a tiny budget: outputs, resuming, and the speed measurement."""
+
+import json
+
+import pytest
+
+from kdgan.cli import main
+from kdgan.reproduce import epochs_to_reach, reproduce_table1, speed_markdown
+from kdgan.reproduce_tags import reproduce_table2
+
+SMALL_MNIST = [
+    "student.model.hidden=[32]", "teacher.model.channels=[4,8]", "teacher.model.fc=32",
+    "discriminator.model.channels=[4,8]", "discriminator.model.fc=32", "data.val_size=200",
+    "student.pretrain_epochs=1", "teacher.pretrain_epochs=2", "discriminator.pretrain_epochs=1",
+    "data.eval_batch_size=5000",
+]
+
+
+def test_epochs_to_reach_a_target():
+    curve = [{"epoch": 0, "seconds": 1.0, "val_accuracy": 0.5}, {"epoch": 1, "seconds": 2.5, "val_accuracy": 0.8}]
+    assert epochs_to_reach(curve, 0.7) == (2, 2.5)
+    assert epochs_to_reach(curve, 0.5) == (1, 1.0)
+    assert epochs_to_reach(curve, 0.9) is None
+
+
+def test_table1_tiny_budget_writes_everything_and_resumes(shared_data, tmp_path):
+    out = tmp_path / "t1"
+    methods = ("supervised", "distn", "nagan", "kdgan")
+    report = reproduce_table1("mnist", [100], 1, out, methods, epochs=2, data_dir=str(shared_data),
+                              overrides=SMALL_MNIST)
+    for name in ("results.json", "table1.md", "curves.png"):
+        assert (out / name).is_file(), name
+    runs = report["results"]["100"]
+    assert set(runs) == {"teacher", *methods}
+    kdgan = runs["kdgan"][0]
+    assert len(kdgan["curve"]) == 2 and "test_accuracy" in kdgan["curve"][0]
+    assert kdgan["best_test"]["accuracy"] >= kdgan["test"]["accuracy"]
+    table = (out / "table1.md").read_text()
+    assert "| kdgan |" in table and "77.95±.05" in table  # the paper's number beside ours
+    assert "NaGAN best val" in table
+    # a rerun finds every cell done and trains nothing: identical numbers
+    again = reproduce_table1("mnist", [100], 1, out, methods, epochs=2, data_dir=str(shared_data),
+                             overrides=SMALL_MNIST)
+    assert again["results"] == report["results"]
+    assert again["seconds_this_invocation"] < report["seconds_this_invocation"]
+
+
+def test_speed_table_names_never_when_the_target_is_not_reached():
+    run = lambda seed, vals: {"seed": seed, "curve": [  # noqa: E731
+        {"epoch": i, "seconds": float(i + 1), "val_accuracy": v} for i, v in enumerate(vals)]}
+    report = {"sizes": [100], "results": {"100": {"nagan": [run(0, [0.5, 0.7])], "kdgan": [run(0, [0.75])],
+                                                  "distn": [run(0, [0.6, 0.65])]}}}
+    text = speed_markdown(report)
+    assert "| 100 | 0 | 70.00 | 1 (1) | 2 (2) | never |" in text
+
+
+def test_table2_tiny_budget_on_emotions(shared_data, tmp_path, capsys):
+    args = ["reproduce", "table2", "--dataset", "emotions", "--seeds", "1", "--epochs", "2",
+            "--methods", "supervised,kdgan", "--data-dir", str(shared_data), "--out", str(tmp_path / "t2"),
+            "--set", "teacher.pretrain_epochs=2", "--set", "student.pretrain_epochs=1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| knn |" in printed and "| kdgan |" in printed and "ndcg@5" in printed
+    results = json.loads((tmp_path / "t2" / "results.json").read_text())["results"]["emotions"]
+    for method in ("knn", "teacher", "supervised", "kdgan"):
+        metrics = results[method][0]["test"]
+        assert 0.0 <= metrics["map"] <= 1.0 and 0.0 <= metrics["p@3"] <= 1.0
+    assert (tmp_path / "t2" / "p_at_3.png").is_file()
+
+
+def test_table2_refuses_unknown_dataset(tmp_path):
+    from kdgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="table2 datasets are corel5k, yeast, emotions"):
+        reproduce_table2("mnist", 1, tmp_path)
