@@ -188,8 +188,8 @@ class Trainer:
         loss.backward()
         if self.dist.enabled:
             average_gradients(player.module, self.dist.world)
-            grads_finite = all(torch.isfinite(p.grad).all() for p in player.module.parameters() if p.grad is not None)
-            if skip_mode and not grads_finite:  # identical on every rank after averaging
+            grads = [p.grad for p in player.module.parameters() if p.grad is not None]
+            if skip_mode and not all(torch.isfinite(g).all() for g in grads):  # the same on every rank
                 return False
         if self.config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(player.module.parameters(), self.config.grad_clip)
