@@ -89,7 +89,8 @@ class Comparison:
             self.seconds += time.perf_counter() - started
             if path is not None:
                 atomic_save(module.state_dict(), path)
-            self.record(setting, name, summary)
+            if not self.done(setting, name, config.seed):  # recorded before, weights since lost
+                self.record(setting, name, summary)
         return module.state_dict()
 
     def baselines(self, setting: str, base: RunConfig, splits: Splits) -> tuple[dict, dict]:
