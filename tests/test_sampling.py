@@ -66,7 +66,7 @@ def test_reparameterised_gradient_has_lower_variance_than_reinforce():
 
 def test_estimators_agree_on_the_direction_of_the_mean_gradient():
     # minimising log(1 - D) pushes probability toward the label D scores highest (index 0)
-    for estimator in ("concrete", "straight_through", "reinforce"):
+    for estimator in ("concrete", "straight_through", "reinforce", "exact"):
         mean = _gradient_samples(estimator, trials=2000).mean(0)
         assert mean.argmin().item() == 0, estimator
 
@@ -74,3 +74,10 @@ def test_estimators_agree_on_the_direction_of_the_mean_gradient():
 def test_unknown_estimator_is_refused():
     with pytest.raises(ValueError, match="unknown estimator"):
         adversarial_loss(torch.zeros(1, 3), torch.zeros(1, 3), 1.0, estimator="gumbel")
+
+
+def test_exact_estimator_has_no_variance_and_matches_reinforce_in_expectation():
+    exact = _gradient_samples("exact", trials=20)
+    assert exact.var(0).max().item() < 1e-12
+    reinforce = _gradient_samples("reinforce", trials=4000).mean(0)
+    assert torch.allclose(reinforce, exact[0], atol=0.05)  # about 4 standard errors of the 4,000-draw mean

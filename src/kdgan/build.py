@@ -39,7 +39,7 @@ def load_weights(path: str | Path, role: str = "student") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"weights file {path} does not exist")
-    state = load_checkpoint(path, map_location="cpu")
+    state = load_checkpoint(path, map_location="cpu", fix="point init at a state dict, a run's student.pt or last.pt")
     if isinstance(state, dict) and "state_dict" in state:
         return state["state_dict"]
     if isinstance(state, dict) and "players" in state:

@@ -43,15 +43,15 @@ def remove_stale_temporaries(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: Path, map_location: Any = None) -> dict[str, Any]:
-    """``torch.load`` of a checkpoint, with an error naming the file and the fix if it is damaged."""
+RESTART_HINT = "delete it to restart the run from scratch, or restore a good copy"
+
+
+def load_checkpoint(path: Path, map_location: Any = None, fix: str = RESTART_HINT) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint or weights file, with an error naming the file and ``fix``."""
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        raise DataError(
-            f"{path} is damaged or not a checkpoint ({type(err).__name__}: {err}); delete it to restart the run "
-            "from scratch, or restore a good copy"
-        ) from None
+        raise DataError(f"{path} is damaged or not a torch file ({type(err).__name__}: {err}); {fix}") from None
 
 
 def rng_state(batch_generator: torch.Generator) -> dict[str, Any]:

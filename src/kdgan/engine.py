@@ -204,32 +204,30 @@ class Trainer:
             method.start_epoch(epoch, stage.epochs)
         loss_fn = method.pretrain_loss if stage.pretrain else method.loss
         sums: dict[str, Tensor] = {}
+        shard = (self.dist.rank, self.dist.world)
         for role in stage.roles:
             player = method.players[role]
             self._activate(role)
-            total = torch.zeros((), device=self.device)
-            first_bad = torch.full((), -1, device=self.device)
-            step = 0
+            losses = []
             for _ in range(player.passes):
-                shard = (self.dist.rank, self.dist.world)
                 for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
                     if self.augment is not None:
                         batch = replace(batch, x=self.augment(batch.x, self.batches))
                     with self.autocast():
                         loss = loss_fn(role, batch)
                     self._step(player, loss)
-                    detached = loss.detach()
-                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
-                    total += torch.nan_to_num(detached, nan=0.0, posinf=0.0, neginf=0.0)
-                    step += 1
-            sums[role] = torch.stack([total / max(step, 1), first_bad.to(total.dtype)])
+                    losses.append(loss.detach())
+            stacked = torch.stack(losses).float()
+            finite = torch.isfinite(stacked)
+            first_bad = torch.where(finite.all(), -1, (~finite).float().argmax()).float()
+            sums[role] = torch.stack([torch.where(finite, stacked, 0.0).mean(), first_bad])
         self._activate("")  # leave every player in eval mode, without gradients
         if self.dist.enabled:  # mean loss over ranks; a non-finite loss on any rank counts
             stacked = torch.stack(list(sums.values()))
             means = all_reduce(stacked[:, 0].contiguous()) / self.dist.world
             bad = all_reduce(stacked[:, 1].contiguous(), "max")
             sums = {role: torch.stack([means[i], bad[i]]) for i, role in enumerate(sums)}
-        values = {role: pair.tolist() for role, pair in sums.items()}  # one read per epoch
+        values = dict(zip(sums, torch.stack(list(sums.values())).tolist(), strict=True))  # one read per epoch
         for role, (_, bad) in values.items():
             if bad >= 0 and self.config.on_nonfinite == "stop":
                 raise DivergenceError(
@@ -244,45 +242,50 @@ class Trainer:
         return {f"loss_{role}": mean for role, (mean, _) in values.items()}
 
     # ----------------------------------------------------------------- evaluation
-    def evaluate(self, role: str, split: str) -> dict[str, float]:
-        """Metrics of ``role`` on a split ('train', 'val' or 'test'), every player in eval mode."""
+    def logits(self, role: str, split: str) -> Tensor:
+        """Logits of ``role`` on every example of a split ('train', 'val' or 'test'), every player
+        in eval mode; under torchrun each rank scores a shard and the rows are gathered back."""
         data = getattr(self.splits, split)
         for player in self.method.players.values():
             player.module.eval()
+
         def forward(batch: Batch) -> Tensor:
             with self.autocast():
                 return self.method.forward(role, batch).float()
 
-        if self.dist.enabled:  # each rank scores every world-th example; rows are gathered back
+        if self.dist.enabled:
             mine = data.subset(torch.arange(self.dist.rank, len(data), self.dist.world, device=self.device))
-            logits = gather_rows(predict_logits(forward, mine, self.eval_batch_size), len(data), self.dist)
-        else:
-            logits = predict_logits(forward, data, self.eval_batch_size)
-        metrics = evaluate_logits(logits, data)
+            return gather_rows(predict_logits(forward, mine, self.eval_batch_size), len(data), self.dist)
+        return predict_logits(forward, data, self.eval_batch_size)
+
+    def evaluate(self, role: str, split: str, logits: Tensor | None = None) -> dict[str, float]:
+        """Metrics of ``role`` on a split (from ``logits`` if they were already computed)."""
+        metrics = evaluate_logits(self.logits(role, split) if logits is None else logits, getattr(self.splits, split))
         values = torch.stack(list(metrics.values())).tolist()  # one read for every metric
         return dict(zip(metrics, values, strict=True))
 
     def _evaluate_epoch(self, stage: Stage) -> dict[str, float]:
         if stage.selects is None:
             return {}
-        record = {f"val_{k}": v for k, v in self.evaluate(stage.selects, "val").items()}
+        val_logits = self.logits(stage.selects, "val")
+        record = {f"val_{k}": v for k, v in self.evaluate(stage.selects, "val", val_logits).items()}
         if self.config.eval_test_each_epoch and not stage.pretrain:
             record.update({f"test_{k}": v for k, v in self.evaluate(stage.selects, "test").items()})
         if not stage.pretrain:
             for role in stage.roles:
                 if role in CLASSIFIERS and role != stage.selects:
                     record.update({f"{role}_val_{k}": v for k, v in self.evaluate(role, "val").items()})
-            if "discriminator" in self.method.players:
-                record.update(self.discriminator_report())
+            if "discriminator" in self.method.players and stage.selects == "student":
+                record.update(self.discriminator_report(val_logits))
         return record
 
     @torch.no_grad()
-    def discriminator_report(self) -> dict[str, float]:
+    def discriminator_report(self, student: Tensor) -> dict[str, float]:
         """D's accuracy on validation pairs: true pairs (x, y) scored above 1/2 (``d_true_acc``),
-        and pairs with the student's top label scored below 1/2 (``d_fake_acc``)."""
+        and pairs with the student's top label (from its validation logits ``student``) scored
+        below 1/2 (``d_fake_acc``)."""
         val = self.splits.val
         scores = predict_logits(lambda b: self.method.forward("discriminator", b), val, self.eval_batch_size)
-        student = predict_logits(lambda b: self.method.forward("student", b), val, self.eval_batch_size)
         true = multi_hot(val.y, scores.shape[-1])
         true_score = (scores * true).sum(-1) / true.sum(-1).clamp_min(1)
         fake_score = scores.gather(-1, student.argmax(-1, keepdim=True)).squeeze(-1)

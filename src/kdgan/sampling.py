@@ -17,7 +17,7 @@ from torch import Tensor
 
 from kdgan.losses import generator_loss
 
-ESTIMATORS = ("concrete", "straight_through", "reinforce")
+ESTIMATORS = ("concrete", "straight_through", "reinforce", "exact")
 
 
 def gumbel_noise(shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
@@ -65,11 +65,15 @@ def adversarial_loss(
 
     - ``concrete``: reparameterised gradient through relaxed samples;
     - ``straight_through``: one-hot samples forward, relaxed gradient backward;
+    - ``exact``: no sampling: the expectation over the K labels, ``sum_k p_k l(g_k)``, whose
+      gradient has no variance and no bias (possible because the score is linear in one-hot y);
     - ``reinforce``: score-function gradient ``(l(y) - b) grad log p(y)`` with ``b`` the mean
       loss of the batch's other samples (the paper's mean baseline, leave-one-out so that it
       stays unbiased).
     """
     disc_logits = disc_logits.detach()
+    if estimator == "exact":
+        return (F.softmax(logits, dim=-1) * generator_loss(disc_logits, kind)).sum(-1).mean()
     if estimator == "reinforce":
         log_p = F.log_softmax(logits, dim=-1)
         with torch.no_grad():
