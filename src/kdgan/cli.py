@@ -70,13 +70,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from kdgan.reproduce import table1_markdown
 
         report = reproduce_table1(args.dataset, sizes, args.seeds, out, methods, args.epochs, args.device,
-                                  args.data_dir, args.set, args.progress)
+                                  args.data_dir, args.set, args.progress, args.report_only)
         print(table1_markdown(report))
     else:
         from kdgan.reproduce_tags import reproduce_table2, table2_markdown
 
         report = reproduce_table2(args.dataset, args.seeds, out, args.methods.split(",") if args.methods else None,
-                                  args.epochs, args.device, args.data_dir, args.set, args.progress)
+                                  args.epochs, args.device, args.data_dir, args.set, args.progress, args.report_only)
         print(table2_markdown(report))
     print(f"results in {out}", file=sys.stderr)
     return 0
@@ -147,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="results folder (default runs/TABLE-DATASET); rerun to resume")
     rep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the config")
     rep.add_argument("--progress", action="store_true", help="show per-run progress bars")
+    rep.add_argument("--report-only", action="store_true",
+                     help="train nothing; rewrite the tables and plots from the runs already in --out")
     rep.set_defaults(func=cmd_reproduce)
 
     export = sub.add_parser("export", help="export a run's student to ONNX or TorchScript")

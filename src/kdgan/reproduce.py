@@ -48,10 +48,11 @@ PAPER_TABLE1: dict[str, dict[int, dict[str, str]]] = {
 def reproduce_table1(
     dataset: str, sizes: Sequence[int], seeds: int, out: Path, methods: Sequence[str] = TABLE1_METHODS,
     epochs: int | None = None, device: str | None = None, data_dir: str | None = None,
-    overrides: Sequence[str] = (), progress: bool = False,
+    overrides: Sequence[str] = (), progress: bool = False, report_only: bool = False,
 ) -> dict[str, Any]:
     """Run every method at every size and seed (skipping those already in ``out``), then write
-    results.json, table1.md and curves.png. Returns the results."""
+    results.json, table1.md and curves.png. With ``report_only``, train nothing: rewrite the
+    reports from the runs recorded so far (e.g. of an interrupted invocation)."""
     extra = list(overrides)
     if epochs is not None:
         extra.append(f"train.epochs={epochs}")
@@ -67,7 +68,7 @@ def reproduce_table1(
         base = load_config(find_config(TABLE1_CONFIGS[dataset]), [f"data.n={size}", f"data.batch_size={batch}", *extra])
         base = replace(base, train=replace(base.train, progress=progress, eval_test_each_epoch=True))
         settings[str(size)] = base.to_dict()
-        for seed in range(seeds):
+        for seed in range(0 if report_only else seeds):
             comparison.run(str(size), replace(base, seed=seed), load_splits(base.data, seed))
     report = {
         "dataset": dataset, "sizes": list(sizes), "seeds": seeds, "results": comparison.results,
@@ -98,6 +99,8 @@ def table1_markdown(report: dict[str, Any]) -> str:
         for size in sizes:
             rows = report["results"].get(str(size), {}).get(method, [])
             selected = _mean_std([r["test"]["accuracy"] for r in rows]) if rows else "not run"
+            if rows and len(rows) < report["seeds"]:
+                selected += f" ({len(rows)} of {report['seeds']} seeds)"
             best = [r["best_test"]["accuracy"] for r in rows if r["best_test"]]
             paper = PAPER_TABLE1.get(dataset, {}).get(size, {}).get(method, "—")
             cells += [selected, _mean_std(best) if best else "—", paper]

@@ -50,9 +50,11 @@ def knn_baseline(splits: Splits, seed: int) -> dict[str, Any]:
 def reproduce_table2(
     dataset: str, seeds: int, out: Path, methods: Sequence[str] | None = None, epochs: int | None = None,
     device: str | None = None, data_dir: str | None = None, overrides: Sequence[str] = (), progress: bool = False,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Run KNN and every method for each seed (resuming from ``out``); write results.json,
-    table2.md and p_at_3.png."""
+    table2.md and p_at_3.png. With ``report_only``, train nothing: rewrite the reports from the
+    runs recorded so far."""
     if dataset not in TABLE2_CONFIGS:
         raise ConfigError(f"table2 datasets are {', '.join(TABLE2_CONFIGS)}; got {dataset!r}")
     extra = list(overrides)
@@ -63,7 +65,7 @@ def reproduce_table2(
     base = replace(base, train=replace(base.train, progress=progress, eval_test_each_epoch=True))
     comparison = Comparison(["teacher", *(methods or TABLE2_METHODS)], out)
     started = time.perf_counter()
-    for seed in range(seeds):
+    for seed in range(0 if report_only else seeds):
         splits = load_splits(base.data, seed)
         if not comparison.done(dataset, "knn", seed):
             comparison.record(dataset, "knn", knn_baseline(splits, seed))
