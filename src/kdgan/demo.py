@@ -13,7 +13,7 @@ from typing import Any
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison
+from kdgan.experiments import Comparison, mean_std
 from kdgan.runs import find_config
 
 DEMO_METHODS = ("mimic", "distn", "noisy", "codis", "nagan", "kdgan")
@@ -45,13 +45,6 @@ def run_demo(
         (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / "table.md").write_text(markdown_table(report) + "\n")
     return report
-
-
-def mean_std(values: Sequence[float]) -> str:
-    """``mean ± std`` in percent (sample std; 0 for one value)."""
-    mean = statistics.fmean(values) * 100
-    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
 
 
 def markdown_table(report: dict[str, Any]) -> str:

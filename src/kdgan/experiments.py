@@ -11,6 +11,7 @@ continues where it stopped.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -35,6 +36,13 @@ def variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfi
     for section, values in changes.items():
         setattr(config, section, replace(getattr(config, section), **values))
     return config
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``mean ± std`` in percent (sample std; 0 for one value)."""
+    mean = statistics.fmean(values) * 100
+    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
 
 
 def summarize(result: RunResult, seed: int) -> dict[str, Any]:

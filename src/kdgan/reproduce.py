@@ -15,7 +15,7 @@ from typing import Any
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison
+from kdgan.experiments import Comparison, mean_std
 from kdgan.runs import environment, find_config
 
 TABLE1_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
@@ -82,12 +82,6 @@ def reproduce_table1(
     return report
 
 
-def _mean_std(values: list[float]) -> str:
-    mean = statistics.fmean(values) * 100
-    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
-
-
 def table1_markdown(report: dict[str, Any]) -> str:
     """Validation-selected and best-test accuracy (mean ± std over seeds) beside the paper's."""
     dataset, sizes = report["dataset"], report["sizes"]
@@ -98,12 +92,12 @@ def table1_markdown(report: dict[str, Any]) -> str:
         cells = []
         for size in sizes:
             rows = report["results"].get(str(size), {}).get(method, [])
-            selected = _mean_std([r["test"]["accuracy"] for r in rows]) if rows else "not run"
+            selected = mean_std([r["test"]["accuracy"] for r in rows]) if rows else "not run"
             if rows and len(rows) < report["seeds"]:
                 selected += f" ({len(rows)} of {report['seeds']} seeds)"
             best = [r["best_test"]["accuracy"] for r in rows if r["best_test"]]
             paper = PAPER_TABLE1.get(dataset, {}).get(size, {}).get(method, "—")
-            cells += [selected, _mean_std(best) if best else "—", paper]
+            cells += [selected, mean_std(best) if best else "—", paper]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     seconds = {
         m: statistics.fmean(r["seconds"] for s in sizes for r in report["results"].get(str(s), {}).get(m, []))
