@@ -61,6 +61,7 @@ def reproduce_table1(
     if data_dir is not None:
         extra.append(f"data.dir={data_dir}")
     comparison = Comparison(["teacher", *methods], out)
+    env = environment(device or "cpu")  # the code this process loaded, recorded before it trains
     started = time.perf_counter()
     settings: dict[str, Any] = {}
     for size in sizes:
@@ -72,7 +73,7 @@ def reproduce_table1(
             comparison.run(str(size), replace(base, seed=seed), load_splits(base.data, seed))
     report = {
         "dataset": dataset, "sizes": list(sizes), "seeds": seeds, "results": comparison.results,
-        "params": comparison.params, "configs": settings, "environment": environment(device or "cpu"),
+        "params": comparison.params, "configs": settings, "environment": env,
         "seconds_this_invocation": round(time.perf_counter() - started, 1),
     }
     out.mkdir(parents=True, exist_ok=True)

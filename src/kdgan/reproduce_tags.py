@@ -64,6 +64,7 @@ def reproduce_table2(
     base = load_config(find_config(TABLE2_CONFIGS[dataset]), extra)
     base = replace(base, train=replace(base.train, progress=progress, eval_test_each_epoch=True))
     comparison = Comparison(["teacher", *(methods or TABLE2_METHODS)], out)
+    env = environment(device or "cpu")  # the code this process loaded, recorded before it trains
     started = time.perf_counter()
     for seed in range(0 if report_only else seeds):
         splits = load_splits(base.data, seed)
@@ -72,7 +73,7 @@ def reproduce_table2(
         comparison.run(dataset, replace(base, seed=seed), splits)
     report = {
         "dataset": dataset, "seeds": seeds, "results": comparison.results, "params": comparison.params,
-        "config": base.to_dict(), "environment": environment(base.device),
+        "config": base.to_dict(), "environment": env,
         "seconds_this_invocation": round(time.perf_counter() - started, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
