@@ -74,6 +74,9 @@ def test_selected_epoch_is_the_best_on_validation_and_is_saved(splits, tmp_path)
     assert result.best_test["accuracy"] == pytest.approx(max(r["test_accuracy"] for r in train))
     final = json.loads((tmp_path / "final.json").read_text())
     assert final["test"]["accuracy"] == pytest.approx(result.test["accuracy"])
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["epoch"] == result.selected_epoch + 1
+    assert set(best["players"]) == {"student", "teacher", "discriminator"}
     student = load_student(tmp_path)
     logits = student(splits.test.x)
     assert (logits.argmax(-1) == splits.test.y).float().mean().item() == pytest.approx(result.test["accuracy"])

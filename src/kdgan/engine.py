@@ -93,7 +93,8 @@ class Trainer:
     """Trains ``method`` on ``splits`` (already on the training device).
 
     ``pretrain_epochs`` maps roles to epochs of pretraining; ``out_dir`` (optional) receives
-    metrics.jsonl, checkpoints (last.pt, student.pt) and final.json; ``run_info`` is stored in the
+    metrics.jsonl, checkpoints (last.pt; best.pt, every player at the selected epoch; student.pt,
+    the selected student alone) and final.json; ``run_info`` is stored in the
     checkpoints so that a run can be rebuilt (e.g. the resolved config). ``augment(x, generator)``
     transforms the student's inputs of each training batch (never validation or test).
     ``dist_info`` (from :func:`kdgan.distributed.setup`) makes this one rank of a data-parallel
@@ -335,6 +336,8 @@ class Trainer:
                         selection = Selection(value, epoch, copy.deepcopy(state), dict(record))
                         if not stage.pretrain:
                             self._save_student(selection)
+                            if checkpoint is not None:  # every player at the selected epoch
+                                self._save(self.out_dir / "best.pt", index, epoch + 1, selection, best_test)
                     test_value = record.get(f"test_{self.select_metric}", -1.0)
                     if not stage.pretrain and test_value > best_test.get(self.select_metric, -1.0):
                         best_test = {self.select_metric: test_value, "epoch": epoch}
