@@ -165,6 +165,16 @@ def finish(args: argparse.Namespace, name: str, info: dict[str, Any], results: A
 
 
 # ---------------------------------------------------------------- the players
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write as PNG (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def mnist_specs() -> dict[str, dict[str, Any]]:
     """The paper's MNIST players: student MLP 784-800-800-10; teacher and D LeNet conv32/conv64/fc1024."""
     lenet = {"name": "lenet", "channels": [32, 64], "kernel": 5, "fc": 1024}

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import DATA_DIR, finish, load_data, machine, mnist_specs, parser, setup, table
+from _common import DATA_DIR, finish, load_data, machine, mnist_specs, parser, save_figure, setup, table
 
 from kdgan.build import build_trainer
 from kdgan.config import RunConfig, load_config
@@ -164,10 +164,7 @@ def plot(runs: list[dict], start: dict[int, float], path: Path, title: str, targ
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import finish, machine, parser, setup, table
+from _common import finish, machine, parser, save_figure, setup, table
 
 from kdgan import KDGAN, Distn, NaGAN, Player, Splits, Supervised, TensorData, TrainConfig, Trainer
 from kdgan.config import OptimizerConfig
@@ -129,10 +129,7 @@ def plot(curves: dict[str, list[list[dict]]], path: Path) -> None:
     ax.set_ylabel("mean KL on held-out x (nats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -20,6 +20,25 @@ def tiny_overrides(epochs: int = 3) -> list[str]:
     ]
 
 
+# A KDGAN run small enough for a test (about a second): a small teacher, a briefly trained student.
+SMALL_RUN_OVERRIDES = [
+    "train.progress=false", "train.epochs=2", "student.pretrain_epochs=10", "teacher.pretrain_epochs=1",
+    "discriminator.pretrain_epochs=1", "teacher.model={name: lenet, channels: [8, 16], kernel: 3, fc: 32}",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A finished small digits KDGAN run directory (one per test module)."""
+    from kdgan.build import build_trainer
+    from kdgan.config import load_config
+    from kdgan.runs import find_config
+
+    out = tmp_path_factory.mktemp("run")
+    build_trainer(load_config(find_config("digits_kdgan"), SMALL_RUN_OVERRIDES), out_dir=out).fit()
+    return out
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

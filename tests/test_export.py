@@ -16,22 +16,10 @@ from kdgan.export import export_student, read_metadata
 from kdgan.optional import MissingDependencyError, available
 from kdgan.runs import find_config
 
-# A KDGAN run small enough for a test (about a second): a small teacher, a briefly trained student.
-RUN_OVERRIDES = [
-    "train.progress=false", "train.epochs=2", "student.pretrain_epochs=10", "teacher.pretrain_epochs=1",
-    "discriminator.pretrain_epochs=1", "teacher.model={name: lenet, channels: [8, 16], kernel: 3, fc: 32}",
-]
 needs_ort = pytest.mark.skipif(
     not (available("onnx") and available("onnxruntime")),
     reason="onnx and onnxruntime are not installed (pip install kdgan[export])",
 )
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    build_trainer(load_config(find_config("digits_kdgan"), RUN_OVERRIDES), out_dir=out).fit()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from kdgan.build import build_trainer, load_student
-from kdgan.config import load_config
+from kdgan.build import load_student
 from kdgan.errors import ConfigError, DataError
 from kdgan.predict import CLASS_NAMES, fit_shape, format_json, format_table, predict, scores_from_logits
-from kdgan.runs import find_config
-
-RUN_OVERRIDES = [
-    "train.progress=false", "train.epochs=2", "student.pretrain_epochs=10", "teacher.pretrain_epochs=1",
-    "discriminator.pretrain_epochs=1", "teacher.model={name: lenet, channels: [8, 16], kernel: 3, fc: 32}",
-]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    build_trainer(load_config(find_config("digits_kdgan"), RUN_OVERRIDES), out_dir=out).fit()
-    return out
 
 
 @pytest.fixture(scope="module")

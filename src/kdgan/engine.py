@@ -180,24 +180,23 @@ class Trainer:
             player.module.requires_grad_(name == role)
             player.module.train(name == role)
 
-    def _step(self, player: Player, loss: Tensor) -> bool:
+    def _step(self, player: Player, loss: Tensor) -> None:
         """One optimizer update; in 'skip' mode a non-finite loss or gradient skips it."""
         skip_mode = self.config.on_nonfinite == "skip"
         if skip_mode and not self.dist.enabled and not torch.isfinite(loss):
-            return False
+            return
         player.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.dist.enabled:
             average_gradients(player.module, self.dist.world)
             grads = [p.grad for p in player.module.parameters() if p.grad is not None]
             if skip_mode and not all(torch.isfinite(g).all() for g in grads):  # the same on every rank
-                return False
+                return
         if self.config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(player.module.parameters(), self.config.grad_clip)
             if skip_mode and not torch.isfinite(norm):
-                return False
+                return
         player.optimizer.step()
-        return True
 
     def _train_epoch(self, stage: Stage, epoch: int) -> dict[str, float]:
         method = self.method
