@@ -7,21 +7,22 @@ cross-entropy, backward and optimizer step of each network alone, in a bare loop
 
 - ``plain``          bare loop, sum of the players' supervised steps (the denominator);
 - ``plain-engine``   the same supervised steps through ``Trainer._train_epoch`` (engine bookkeeping);
-- ``round``          the method's round through the engine, as shipped;
-- ``round-cached``   the same round with an experimental *fixed-player output cache* monkeypatched
-                     in (nothing in the package is edited): while a player updates, the others do
-                     not change, so their eval-mode outputs on the training set are computed once
-                     per phase (at most) and looked up by batch index instead of being recomputed
-                     by a forward pass per step. Exact up to float rounding (checked below).
+- ``round-nocache``  the method's round with ``train.cache_outputs=false``: every step runs the
+                     other players' forwards it needs;
+- ``round``          the round as shipped: the fixed players' outputs come from the engine's
+                     output cache (``kdgan.cache``), refilled only after their owner updates.
 
+Rounds are timed in steady state (the cache carries over from the previous round, as in training).
 Every variant gets its own copy of the same initial players; repetitions rotate the variants'
 order (drift in the machine's load falls on all alike); ratios are per repetition, then median.
 
-Where the overhead comes from (per batch, in ``round``): D's update runs C and T forwards for
+Where the overhead comes from. Without the cache, per batch, D's update runs C and T forwards for
 p_alpha = alpha p_c + (1 - alpha) p_t; T's update runs C's forward (distillation target) and D's
-(scores of its samples); C's update runs T's and D's. So a KDGAN round adds two no-grad forwards
-of each network to the three supervised steps; NaGAN adds one of C and one of D; DISTN adds none
-(the frozen teacher's logits are cached by ``Distn.begin_training``).
+(scores of its samples); C's update runs T's and D's: two no-grad forwards of every network per
+batch on top of the three supervised steps. With it, each network runs one no-grad forward over
+the training set per round (C's serves D's and T's passes, D's serves T's and C's, T's after its
+pass serves C's pass and the next round's D pass); NaGAN one of C and one of D; DISTN's frozen
+teacher one per training stage.
 
     python benchmarks/step_cost.py [--device cpu|cuda] [--quick] [--out FILE.json] [--threads N]
 """
@@ -40,7 +41,6 @@ from _common import digits_specs, finish, interleaved, load_data, machine, media
 from kdgan import KDGAN, Distn, NaGAN, Player, Splits, TensorData, TrainConfig, Trainer
 from kdgan.data.core import Batch
 from kdgan.methods.base import Method
-from kdgan.metrics import predict_logits
 from kdgan.models import build_model
 
 METHODS = {"kdgan": KDGAN, "nagan": NaGAN, "distn": Distn}
@@ -64,140 +64,6 @@ class PlainRound(Method):
 FILL_CHUNK = 128  # examples per forward when filling the cache (at least the training batch size)
 
 
-def install_output_cache(trainer: Trainer) -> dict[str, int]:
-    """Monkeypatch ``trainer`` with the proposed fixed-player output cache (see module docstring).
-
-    While role R updates (between ``_activate(R)`` and the next ``_activate``), a forward of any
-    other player on a training batch is served from that player's eval-mode logits on the whole
-    training set, computed on first use in chunks of max(batch size, 128) examples (so that at
-    batch 128 a fill does exactly the forwards it replaces; small batches are grouped, which is
-    cheaper per example on CPU). A player's entry is dropped when it starts updating;
-    everything is dropped when the epoch ends (``_activate("")``), so evaluation is untouched.
-    Returns counters (forwards served, cache fills)."""
-    method = trainer.method
-    original_forward, original_activate = method.forward, trainer._activate
-    state: dict[str, Any] = {"active": None, "cache": {}}
-    counts = {"served": 0, "filled": 0}
-
-    def activate(role: str) -> None:
-        original_activate(role)
-        state["active"] = role or None
-        if not role:
-            state["cache"].clear()
-        else:
-            state["cache"].pop(role, None)
-
-    def forward(role: str, batch: Batch) -> torch.Tensor:
-        active = state["active"]
-        if active is None or role == active or batch.index is None or trainer.augment is not None:
-            return original_forward(role, batch)
-        cached = state["cache"].get(role)
-        if cached is None:
-            cached = predict_logits(lambda b: original_forward(role, b), trainer.splits.train,
-                                    max(trainer.batch_size, FILL_CHUNK))
-            state["cache"][role] = cached
-            counts["filled"] += 1
-        counts["served"] += 1
-        return cached[batch.index]
-
-    method.forward = forward  # type: ignore[method-assign]
-    trainer._activate = activate  # type: ignore[method-assign]
-    return counts
-
-
-def install_lean_steps(trainer: Trainer) -> None:
-    """Monkeypatch two per-step costs of the engine that matter for small networks:
-
-    1. ``Trainer._train_epoch`` keeps, per step, a running sum and the first non-finite step with
-       about seven tiny tensor ops (``isfinite``, ``~``, ``<``, ``&``, ``where``, ``nan_to_num``,
-       ``+=``); here each step only appends ``loss.detach()`` and the sums and the first bad step
-       are computed once per role from ``torch.stack`` (same values, same single read per epoch);
-    2. ``Method.cross_entropy`` with class-index targets builds a one-hot target and a soft
-       cross-entropy (one_hot, cast, log_softmax, mul, sum, mean, neg); here it is
-       ``F.cross_entropy(logits, y)`` (same value for the softmax label loss)."""
-    method = trainer.method
-    original_ce = method.cross_entropy
-
-    def cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        if method.label_loss == "softmax" and not batch.y.is_floating_point():
-            return F.cross_entropy(logits, batch.y)
-        return original_ce(logits, batch)
-
-    method.cross_entropy = cross_entropy  # type: ignore[method-assign]
-    trainer._train_epoch = lambda stage, epoch: lean_train_epoch(trainer, stage, epoch)  # type: ignore
-
-
-def lean_train_epoch(self: Trainer, stage: Any, epoch: int) -> dict[str, float]:
-    """``Trainer._train_epoch`` (single process, as of this benchmark) with the per-step loss
-    bookkeeping moved out of the loop; batching, autocast, steps, the divergence check and the
-    scheduler steps are unchanged."""
-    import contextlib
-    from dataclasses import replace as dc_replace
-
-    from kdgan.errors import DivergenceError
-
-    dist = getattr(self, "dist", None)
-    assert dist is None or not dist.enabled, "the lean variant is single-process only"
-    method = self.method
-    if not stage.pretrain:
-        method.start_epoch(epoch, stage.epochs)
-    loss_fn = method.pretrain_loss if stage.pretrain else method.loss
-    autocast = getattr(self, "autocast", contextlib.nullcontext)
-    batch_size = getattr(self, "local_batch", self.batch_size)
-    batch_kwargs = {"shard": (dist.rank, dist.world)} if dist is not None else {}
-    stacked = []
-    for role in stage.roles:
-        player = method.players[role]
-        self._activate(role)
-        losses = []
-        for _ in range(player.passes):
-            for batch in self.splits.train.batches(batch_size, self.batches, **batch_kwargs):
-                if self.augment is not None:
-                    batch = dc_replace(batch, x=self.augment(batch.x, self.batches))
-                with autocast():
-                    loss = loss_fn(role, batch)
-                self._step(player, loss)
-                losses.append(loss.detach())
-        values = torch.stack(losses).float() if losses else torch.zeros(0, device=self.device)
-        finite = torch.isfinite(values)
-        steps = torch.arange(len(values), device=self.device)
-        first_bad = torch.where(finite, len(values), steps).min() if len(values) else torch.tensor(0)
-        first_bad = torch.where(first_bad == len(values), -1, first_bad)
-        mean = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).sum() / max(len(values), 1)
-        stacked.append(torch.stack([mean, first_bad.to(mean.dtype)]))
-    self._activate("")
-    read = torch.stack(stacked).tolist()  # one read per epoch
-    values_by_role = dict(zip(stage.roles, read, strict=True))
-    for role, (_, bad) in values_by_role.items():
-        if bad >= 0 and self.config.on_nonfinite == "stop":
-            raise DivergenceError(f"the {role}'s loss became NaN or infinite at step {int(bad)} of epoch {epoch}")
-    if not stage.pretrain:
-        for role in stage.roles:
-            if method.players[role].scheduler is not None:
-                method.players[role].scheduler.step()
-    return {f"loss_{role}": mean for role, (mean, _) in values_by_role.items()}
-
-
-def bookkeeping_cost_us(device: torch.device, steps: int = 2000) -> dict[str, float]:
-    """Microseconds per step of the engine's per-step loss bookkeeping, and of a list append."""
-    loss = torch.tensor(0.5, device=device)
-
-    def engine() -> None:
-        total = torch.zeros((), device=device)
-        first_bad = torch.full((), -1, device=device)
-        for step in range(steps):
-            detached = loss.detach()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
-            total += torch.nan_to_num(detached, nan=0.0, posinf=0.0, neginf=0.0)
-
-    def lean() -> None:
-        kept = [loss.detach() for _ in range(steps)]
-        torch.nan_to_num(torch.stack(kept)).sum()
-
-    times = interleaved({"engine": engine, "lean": lean}, 5, device)
-    return {k: 1e6 * median(v) / steps for k, v in times.items()}
-
-
 @dataclass
 class Setup:
     name: str
@@ -206,8 +72,7 @@ class Setup:
     batches: int
     passes: dict[str, int]
     reps: int
-    lean: bool = True  # also time the lean-bookkeeping variants
-    check: bool = True  # check that the cache leaves the round's result unchanged
+    check: bool = True  # check that the cached round equals the uncached one
 
 
 def make_players(specs: dict[str, dict[str, Any]], roles: tuple[str, ...], in_shape: tuple[int, ...],
@@ -262,57 +127,42 @@ def component_times(players: dict[str, Player], batch: Batch, reps: int, device:
     return out
 
 
-EXTRA_FORWARDS = {  # no-grad forwards of other players per batch of a round, by the updated player
+PER_BATCH_FORWARDS = {  # without the cache: other players' no-grad forwards per batch, by updated player
     "kdgan": {"discriminator": ("student", "teacher"), "teacher": ("student", "discriminator"),
               "student": ("teacher", "discriminator")},
     "nagan": {"discriminator": ("student",), "student": ("discriminator",)},
-    "distn": {"student": ()},
+    "distn": {"student": ("teacher",)},
+}
+PER_ROUND_FORWARDS = {  # with the cache, in steady state: forwards over the training set per round
+    "kdgan": ("student", "teacher", "discriminator"), "nagan": ("student", "discriminator"), "distn": (),
 }
 
 
-def use_fused_adam(players: dict[str, Player]) -> dict[str, Player]:
-    """Replace each player's Adam (``foreach=True``, as ``Player.create`` builds it) by the same
-    Adam with ``fused=True`` (one kernel for the whole update; on CPU since torch 2.4)."""
-    for player in players.values():
-        old = player.optimizer
-        assert isinstance(old, torch.optim.Adam) and not isinstance(old, torch.optim.AdamW)
-        group = old.param_groups[0]
-        player.optimizer = torch.optim.Adam(player.module.parameters(), lr=group["lr"], betas=group["betas"],
-                                            eps=group["eps"], weight_decay=group["weight_decay"], fused=True)
-    return players
+def game_trainer(method_name: str, players: dict[str, Player], splits: Splits, batch_size: int,
+                 cache: bool) -> Trainer:
+    """A trainer of the method's game stage, ready for ``_train_epoch`` as ``Trainer.fit`` leaves it."""
+    config = TrainConfig(epochs=1, progress=False, checkpoint_every=0, cache_outputs=cache)
+    trainer = Trainer(METHODS[method_name](players), splits, config, batch_size=batch_size)
+    trainer.output_cache = trainer._new_output_cache()
+    return trainer
 
 
-def max_param_diff(a: dict[str, Player], b: dict[str, Player]) -> float:
-    diff = 0.0
-    for role in a:
-        for pa, pb in zip(a[role].module.parameters(), b[role].module.parameters(), strict=True):
-            diff = max(diff, (pa.detach() - pb.detach()).abs().max().item())
-    return diff
-
-
-def check_cache_equivalence(players: dict[str, Player], method_name: str, splits: Splits,
-                            batch_size: int) -> dict[str, float]:
-    """Largest parameter difference after one round, same seed and batches: the cached round, and
-    the cached round with the lean steps, each against the round as shipped."""
-    results = {}
-    for label in ("round", "round-cached", "round-cached-lean", "round-all"):
-        ps = clone_players(players)  # same weights, fresh optimizers, every time
-        if label == "round-all":
-            use_fused_adam(ps)
-        method = METHODS[method_name](ps)
-        trainer = Trainer(method, splits, TrainConfig(epochs=1, progress=False, checkpoint_every=0),
-                          batch_size=batch_size)
-        if "cached" in label or label == "round-all":
-            install_output_cache(trainer)
-        if label.endswith("lean") or label == "round-all":
-            install_lean_steps(trainer)
-        trainer._activate("")  # as Trainer.fit does before begin_training
-        method.begin_training(splits.train, augmented=False)
+def max_cache_diff(players: dict[str, Player], method_name: str, splits: Splits, batch_size: int) -> float:
+    """Largest parameter difference after two rounds with and without the cache, same seed and batches."""
+    results = []
+    for cache in (False, True):
+        ps = clone_players(players)
+        trainer = game_trainer(method_name, ps, splits, batch_size, cache)
         torch.manual_seed(123)
         trainer.batches.manual_seed(123)
-        trainer._train_epoch(trainer.stages[-1], 0)
-        results[label] = ps
-    return {label: max_param_diff(results["round"], ps) for label, ps in results.items() if label != "round"}
+        for epoch in range(2):
+            trainer._train_epoch(trainer.stages[-1], epoch)
+        results.append(ps)
+    diff = 0.0
+    for role, player in results[0].items():
+        for a, b in zip(player.module.parameters(), results[1][role].module.parameters(), strict=True):
+            diff = max(diff, (a.detach() - b.detach()).abs().max().item())
+    return diff
 
 
 def run_setup(setup_: Setup, splits: Splits, device: torch.device, comp_reps: int) -> dict[str, Any]:
@@ -325,59 +175,37 @@ def run_setup(setup_: Setup, splits: Splits, device: torch.device, comp_reps: in
     rows = []
     for method_name, cls in METHODS.items():
         schedule, roles = tuple(cls.schedule), tuple(cls.roles)
-        variants: dict[str, Any] = {}
         plain_players = clone_players({r: base[r] for r in schedule})
         gen = torch.Generator().manual_seed(0)
-        variants["plain"] = lambda pp=plain_players, g=gen, s=schedule: plain_loop(pp, s, train, setup_.batch_size, g)
-        fused_players = use_fused_adam(clone_players({r: base[r] for r in schedule}))
-        gen_f = torch.Generator().manual_seed(0)
-        variants["plain-fused"] = lambda pp=fused_players, g=gen_f, s=schedule: plain_loop(pp, s, train,
-                                                                                           setup_.batch_size, g)
-        labels = ["plain-engine", "round", "round-cached"]
-        if setup_.lean:
-            labels += ["plain-engine-lean", "round-cached-lean"]
-        labels.append("round-all")
-        counters: dict[str, int] = {}
-        for label in labels:
-            if label.startswith("plain"):
-                method: Method = PlainRound(clone_players(base), schedule)
-            else:
-                players = clone_players({r: base[r] for r in roles})
-                method = cls(use_fused_adam(players) if label == "round-all" else players)
-            trainer = Trainer(method, splits, config, batch_size=setup_.batch_size)
-            if "cached" in label or label == "round-all":
-                found = install_output_cache(trainer)
-                if label == "round-cached":
-                    counters = found
-            if label.endswith("lean") or label == "round-all":
-                install_lean_steps(trainer)
-            trainer._activate("")
-            method.begin_training(train, augmented=False)
+        variants: dict[str, Any] = {
+            "plain": lambda pp=plain_players, g=gen, s=schedule: plain_loop(pp, s, train, setup_.batch_size, g)
+        }
+        engine = Trainer(PlainRound(clone_players(base), schedule), splits, config, batch_size=setup_.batch_size)
+        variants["plain-engine"] = lambda t=engine: t._train_epoch(t.stages[-1], 0)
+        for label, cache in (("round-nocache", False), ("round", True)):
+            trainer = game_trainer(method_name, clone_players({r: base[r] for r in roles}), splits,
+                                   setup_.batch_size, cache)
             variants[label] = lambda t=trainer: t._train_epoch(t.stages[-1], 0)
         times = interleaved(variants, setup_.reps, device, warmup=1)
 
         def ratio(name: str, times: dict[str, list[float]] = times) -> float:
             return median([t / p for t, p in zip(times[name], times["plain"], strict=True)])
 
-        steps = sum(comps[r]["step"] * base[r].passes for r in schedule)
-        extra = sum(comps[o]["forward"] * base[r].passes for r in schedule for o in EXTRA_FORWARDS[method_name][r])
-        n_steps = sum(base[r].passes for r in schedule) * setup_.batches
+        steps = setup_.batches * sum(comps[r]["step"] * base[r].passes for r in schedule)
+        per_batch = setup_.batches * sum(
+            comps[o]["forward"] * base[r].passes for r in schedule for o in PER_BATCH_FORWARDS[method_name][r]
+        )
+        per_round = setup_.batches * sum(comps[o]["forward"] for o in PER_ROUND_FORWARDS[method_name])
         row = {
             "setup": setup_.name, "method": method_name, "batch_size": setup_.batch_size,
             "batches": setup_.batches, "passes": {r: base[r].passes for r in schedule}, "reps": setup_.reps,
             "seconds": {k: median(v) for k, v in times.items()}, "all_seconds": times,
             "ratios": {k: ratio(k) for k in times if k != "plain"},
             "ratios_of_min": {k: min(v) / min(times["plain"]) for k, v in times.items() if k != "plain"},
-            "speedup_all": median([a / b for a, b in zip(times["round"], times["round-all"], strict=True)]),
-            "speedup_all_of_min": min(times["round"]) / min(times["round-all"]),
-            "ratio_all_to_plain_fused": median([a / b for a, b in zip(times["round-all"], times["plain-fused"],
-                                                                       strict=True)]),
-            "predicted_ratio_from_components": (steps + extra) / steps,
-            "ms_per_step_plain": 1000 * median(times["plain"]) / n_steps,
+            "predicted": {"round-nocache": (steps + per_batch) / steps, "round": (steps + per_round) / steps},
             "examples_per_s": {k: len(train) / median(v) for k, v in times.items()},
-            "cache_fills_per_round": counters.get("filled", 0) / (setup_.reps + 1),
-            "cache_max_param_diff": (check_cache_equivalence({r: base[r] for r in roles}, method_name, splits,
-                                                             setup_.batch_size) if setup_.check else None),
+            "cache_max_param_diff": (max_cache_diff({r: base[r] for r in roles}, method_name, splits,
+                                                    setup_.batch_size) if setup_.check else None),
         }
         rows.append(row)
         print(f"  {method_name}: " + ", ".join(f"{k}/plain {v:.3f}" for k, v in row["ratios"].items()), flush=True)
@@ -396,15 +224,17 @@ def main() -> None:
     paper_passes = {"discriminator": 20, "teacher": 10, "student": 10}  # KDGAN authors' MNIST code
     quick = args.quick
     setups = [
-        Setup("mnist-b128", mnist_specs(), 128, 1, {}, args.reps or (3 if quick else 7), lean=False, check=not quick),
+        Setup("mnist-b128", mnist_specs(), 128, 1, {}, args.reps or (3 if quick else 7), check=not quick),
         Setup("digits-b10", digits_specs(), 10, 10, {}, args.reps or (9 if quick else 21)),
-        Setup("digits-b10-paperpasses", digits_specs(), 10, 5, paper_passes, args.reps or (3 if quick else 7),
-              lean=not quick),
+        Setup("digits-b10-paperpasses", digits_specs(), 10, 5, paper_passes, args.reps or (3 if quick else 7)),
     ]
     if not quick:
-        setups.insert(1, Setup("mnist-b10", mnist_specs(), 10, 10, {}, args.reps or 5, lean=True))
+        setups[1:1] = [
+            Setup("mnist-b10", mnist_specs(), 10, 10, {}, args.reps or 5),
+            Setup("mnist-b10-paperpasses", mnist_specs(), 10, 10, paper_passes, args.reps or 3, check=False),
+        ]
     if device.type == "cuda":
-        setups.insert(1, Setup("mnist-b128x8", mnist_specs(), 128, 8, {}, args.reps or 5, lean=True))
+        setups.insert(1, Setup("mnist-b128x8", mnist_specs(), 128, 8, {}, args.reps or 5))
     if args.only:
         setups = [s for s in setups if s.name in args.only.split(",")]
     results = []
@@ -414,10 +244,12 @@ def main() -> None:
         splits = load_data(data, args.data_dir, n, 100, seed=0).to(device)
         print(f"{s.name}: {n} examples, batch {s.batch_size}, {s.reps} repetitions", flush=True)
         results.append(run_setup(s, splits, device, comp_reps=5 if quick else 15))
-    bookkeeping = bookkeeping_cost_us(device)
 
-    headers = ["setup", "method", "passes D/T/C", "plain s", "round s", "round/plain", "round/plain (min)",
-               "cached/plain", "cached/plain (min)", "predicted", "max |dθ| cached", "max |dθ| cached+lean"]
+    def both(m: dict, key: str) -> str:
+        return f"{m['ratios'][key]:.2f} / {m['ratios_of_min'][key]:.2f}"
+
+    headers = ["setup", "method", "passes D/T/C", "plain s", "round s", "round/plain", "predicted",
+               "no cache/plain", "predicted", "plain-engine/plain", "max |dθ| cache vs none"]
     rows = []
     for r in results:
         for m in r["methods"]:
@@ -425,44 +257,21 @@ def main() -> None:
             passes = "/".join(str(ps.get(k, "-")) for k in ("discriminator", "teacher", "student"))
             diff = m["cache_max_param_diff"]
             rows.append([m["setup"], m["method"], passes, m["seconds"]["plain"], m["seconds"]["round"],
-                         m["ratios"]["round"], m["ratios_of_min"]["round"], m["ratios"]["round-cached"],
-                         m["ratios_of_min"]["round-cached"], m["predicted_ratio_from_components"],
-                         "not checked" if diff is None else diff["round-cached"],
-                         "not checked" if diff is None else diff["round-cached-lean"]])
-    text = table(headers, rows)
-    def both(m: dict, key: str) -> str:
-        if key not in m["ratios"]:
-            return "-"
-        return f"{m['ratios'][key]:.3f} / {m['ratios_of_min'][key]:.3f}"
-
-    lean_rows = [[m["setup"], m["method"], *(both(m, k) for k in ("plain-engine", "plain-engine-lean", "round",
-                                                                   "round-cached", "round-cached-lean"))]
-                 for r in results for m in r["methods"]]
-    text += ("\n\nengine variants, time / plain: median of per-repetition ratios / ratio of the fastest "
-             "repetitions:\n") + table(
-        ["setup", "method", "plain-engine", "plain-engine-lean", "round", "round-cached", "round-cached-lean"],
-        lean_rows)
-    all_rows = [[m["setup"], m["method"], m["seconds"]["round"], m["seconds"]["round-all"],
-                 f"{m['speedup_all']:.2f}x / {m['speedup_all_of_min']:.2f}x", m["seconds"]["plain-fused"],
-                 m["ratio_all_to_plain_fused"],
-                 "not checked" if m["cache_max_param_diff"] is None else m["cache_max_param_diff"]["round-all"]]
-                for r in results for m in r["methods"]]
-    text += ("\n\nall three proposals together (output cache + lean steps + fused Adam) against the engine as "
-             "shipped:\n") + table(["setup", "method", "round s", "proposed s", "speed-up (median / min)",
-                                    "plain-fused s", "proposed / plain-fused", "max |dθ| proposed"], all_rows)
+                         both(m, "round"), m["predicted"]["round"], both(m, "round-nocache"),
+                         m["predicted"]["round-nocache"], both(m, "plain-engine"),
+                         "not checked" if diff is None else diff])
+    text = ("time / plain: median of per-repetition ratios / ratio of the fastest repetitions\n"
+            + table(headers, rows))
     comp_rows = [[r["setup"], role, c["step"], c["forward"], c["forward"] / c["step"]]
                  for r in results for role, c in r["components_ms"].items()]
     text += "\n\nper network, one batch (ms, median):\n" + table(
         ["setup", "network", "plain step", "no-grad forward", "forward/step"], comp_rows)
-    text += (f"\n\nper-step loss bookkeeping of Trainer._train_epoch: {bookkeeping['engine']:.1f} us/step; "
-             f"append + one stack per role: {bookkeeping['lean']:.1f} us/step")
     if device.type == "cuda":
-        tp = [[m["setup"], m["method"], *(m["examples_per_s"].get(k, "-") for k in ("plain", "round", "round-cached"))]
+        tp = [[m["setup"], m["method"], *(m["examples_per_s"][k] for k in ("plain", "round-nocache", "round"))]
               for r in results for m in r["methods"]]
         text += "\n\nGPU throughput (training examples per second, one round over them):\n" + table(
-            ["setup", "method", "plain", "round", "round-cached"], tp)
-    results = {"setups": results, "bookkeeping_us_per_step": bookkeeping}
-    finish(args, "step_cost", info, results, began, text)
+            ["setup", "method", "plain", "round-nocache", "round"], tp)
+    finish(args, "step_cost", info, {"setups": results}, began, text)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,9 @@ class TrainConfig:
     accuracy, or MAP for multi-label data), divergence handling, checkpoints, progress display,
     ``tensorboard`` (also log every epoch record to OUT_DIR/tensorboard), ``precision`` (``bf16``:
     autocast the players' forward passes to bfloat16) and ``compile`` (``torch.compile`` each
-    player's network); both are off by default since they did not help on CPU."""
+    player's network); both are off by default since they did not help on CPU. ``cache_outputs``
+    reuses the eval-mode logits of players that are not updating (see :mod:`kdgan.cache`); it is
+    exact, and skipped by itself when training inputs are augmented or under torchrun."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
@@ -108,6 +110,7 @@ class TrainConfig:
     tensorboard: bool = False
     precision: str = "fp32"
     compile: bool = False
+    cache_outputs: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0:

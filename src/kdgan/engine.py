@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from kdgan.cache import OutputCache
 from kdgan.checkpoint import (
     atomic_save,
     atomic_write_text,
@@ -135,6 +136,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
         self.tensorboard: Any = None
+        self.output_cache: OutputCache | None = None
         self.check_models()
         if self.dist.enabled:
             for player in method.players.values():
@@ -202,26 +204,7 @@ class Trainer:
         method = self.method
         if not stage.pretrain:
             method.start_epoch(epoch, stage.epochs)
-        loss_fn = method.pretrain_loss if stage.pretrain else method.loss
-        sums: dict[str, Tensor] = {}
-        shard = (self.dist.rank, self.dist.world)
-        for role in stage.roles:
-            player = method.players[role]
-            self._activate(role)
-            losses = []
-            for _ in range(player.passes):
-                for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
-                    if self.augment is not None:
-                        batch = replace(batch, x=self.augment(batch.x, self.batches))
-                    with self.autocast():
-                        loss = loss_fn(role, batch)
-                    self._step(player, loss)
-                    losses.append(loss.detach())
-            stacked = torch.stack(losses).float()
-            finite = torch.isfinite(stacked)
-            first_bad = torch.where(finite.all(), -1, (~finite).float().argmax()).float()
-            sums[role] = torch.stack([torch.where(finite, stacked, 0.0).mean(), first_bad])
-        self._activate("")  # leave every player in eval mode, without gradients
+        sums = self._update_players(stage)
         if self.dist.enabled:  # mean loss over ranks; a non-finite loss on any rank counts
             stacked = torch.stack(list(sums.values()))
             means = all_reduce(stacked[:, 0].contiguous()) / self.dist.world
@@ -240,6 +223,46 @@ class Trainer:
                 if method.players[role].scheduler is not None:
                     method.players[role].scheduler.step()
         return {f"loss_{role}": mean for role, (mean, _) in values.items()}
+
+    def _update_players(self, stage: Stage) -> dict[str, Tensor]:
+        """Each role of the stage makes its passes; returns per role (mean finite loss, index of
+        the first non-finite step or -1) as a device tensor."""
+        method, cache = self.method, self.output_cache
+        loss_fn = method.pretrain_loss if stage.pretrain else method.loss
+        sums: dict[str, Tensor] = {}
+        shard = (self.dist.rank, self.dist.world)
+        method.output_cache = cache
+        try:
+            for role in stage.roles:
+                player = method.players[role]
+                self._activate(role)
+                if cache is not None:
+                    cache.start_updates(role)
+                losses = []
+                for _ in range(player.passes):
+                    for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
+                        if self.augment is not None:
+                            batch = replace(batch, x=self.augment(batch.x, self.batches))
+                        with self.autocast():
+                            loss = loss_fn(role, batch)
+                        self._step(player, loss)
+                        losses.append(loss.detach())
+                stacked = torch.stack(losses).float()
+                finite = torch.isfinite(stacked)
+                first_bad = torch.where(finite.all(), -1, (~finite).float().argmax()).float()
+                sums[role] = torch.stack([torch.where(finite, stacked, 0.0).mean(), first_bad])
+        finally:
+            method.output_cache = None  # evaluation batches index other splits: never served
+            if cache is not None:
+                cache.stop_updates()
+        self._activate("")  # leave every player in eval mode, without gradients
+        return sums
+
+    def _new_output_cache(self) -> OutputCache | None:
+        """The fixed players' output cache, when it is exact and cheaper (see :mod:`kdgan.cache`)."""
+        if not self.config.cache_outputs or self.augment is not None or self.dist.enabled:
+            return None
+        return OutputCache(self.splits.train, self.method.run, chunk=max(self.eval_batch_size, self.local_batch))
 
     # ----------------------------------------------------------------- evaluation
     def logits(self, role: str, split: str) -> Tensor:
@@ -297,6 +320,7 @@ class Trainer:
         """Run every stage; with ``resume``, continue from ``out_dir/last.pt`` if it exists."""
         start_stage, start_epoch, selection = 0, 0, Selection()
         best_test: dict[str, float] = {}
+        self.output_cache = self._new_output_cache()
         checkpoint = self.out_dir / "last.pt" if self.out_dir else None
         if resume and self.writes:
             remove_stale_temporaries(self.out_dir)
@@ -313,9 +337,6 @@ class Trainer:
             first = start_epoch if index == start_stage else 0
             if index != start_stage:
                 selection = Selection()
-            if not stage.pretrain:
-                self._activate("")
-                self.method.begin_training(self.splits.train, augmented=self.augment is not None)
             show = self.config.progress and self.dist.is_main
             bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}", disable=not show,
                        leave=False, initial=first, total=stage.epochs)
@@ -349,6 +370,8 @@ class Trainer:
             bar.close()
             if stage.selects is not None and selection.state is not None:
                 self.method.players[stage.selects].module.load_state_dict(selection.state)
+                if self.output_cache is not None:
+                    self.output_cache.invalidate(stage.selects)
         return self._finish(selection, best_test)
 
     def _finish(self, selection: Selection, best_test: dict[str, float]) -> RunResult:

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from kdgan.data.core import Batch, TensorData, multi_hot, target_distribution
+from kdgan.cache import OutputCache
+from kdgan.data.core import Batch, multi_hot, target_distribution
 from kdgan.errors import ConfigError
 from kdgan.losses import binary_cross_entropy, soft_cross_entropy
 from kdgan.players import Player
@@ -58,9 +59,7 @@ class Method:
         self.privileged_roles = privileged_roles
         self.label_loss = label_loss
         self.epoch, self.epochs = 0, 1
-
-    def begin_training(self, train: TensorData, augmented: bool) -> None:
-        """Called once before the game's rounds start (after pretraining)."""
+        self.output_cache: OutputCache | None = None  # set by the engine while a player trains
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Called before each training epoch (e.g. to anneal a temperature)."""
@@ -71,7 +70,15 @@ class Method:
         raise NotImplementedError
 
     def forward(self, role: str, batch: Batch) -> Tensor:
-        """Logits of ``role`` on a batch; privileged inputs reach only ``privileged_roles``."""
+        """Logits of ``role`` on a batch, from the output cache when ``role`` is not training and
+        no gradient is wanted (see :mod:`kdgan.cache`)."""
+        cache = self.output_cache
+        if cache is not None and cache.serves(role, batch):
+            return cache.lookup(role, batch)
+        return self.run(role, batch)
+
+    def run(self, role: str, batch: Batch) -> Tensor:
+        """Run ``role``'s network on a batch; privileged inputs reach only ``privileged_roles``."""
         module = self.players[role].module
         if role in self.privileged_roles and batch.privileged is not None:
             return module(batch.x, batch.privileged)

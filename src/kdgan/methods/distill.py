@@ -7,9 +7,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from kdgan.data.core import Batch, TensorData
+from kdgan.data.core import Batch
 from kdgan.methods.base import Method
-from kdgan.metrics import predict_logits
 
 
 class FrozenTeacherMethod(Method):
@@ -18,15 +17,8 @@ class FrozenTeacherMethod(Method):
     roles: ClassVar[tuple[str, ...]] = ("student", "teacher")
     schedule: ClassVar[tuple[str, ...]] = ("student",)
 
-    cache: Tensor | None = None
-
-    def begin_training(self, train: TensorData, augmented: bool) -> None:
-        """The teacher is frozen: unless inputs are augmented, compute its logits on the training
-        set once and look them up by example index instead of running it every step."""
-        self.cache = None if augmented else predict_logits(lambda b: self.forward("teacher", b), train, 4096)
-
     def teacher_logits(self, batch: Batch) -> Tensor:
-        if self.cache is not None and batch.index is not None:
-            return self.cache[batch.index]
+        """The frozen teacher's logits (computed once per training set by the engine's output
+        cache unless inputs are augmented)."""
         with torch.no_grad():
             return self.forward("teacher", batch)
