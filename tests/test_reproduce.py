@@ -73,3 +73,12 @@ def test_table2_refuses_unknown_dataset(tmp_path):
 
     with pytest.raises(ConfigError, match="table2 datasets are corel5k, yeast, emotions"):
         reproduce_table2("mnist", 1, tmp_path)
+
+
+def test_curves_fall_back_to_validation_accuracy_without_per_epoch_test_scores(tmp_path):
+    from kdgan.reproduce import plot_curves
+
+    run = {"seed": 0, "curve": [{"epoch": i, "seconds": 1.0 + i, "val_accuracy": 0.5 + 0.1 * i} for i in range(3)]}
+    report = {"dataset": "cifar10", "sizes": [500], "seeds": 1, "results": {"500": {"kdgan": [run], "distn": [run]}}}
+    plot_curves(report, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
