@@ -80,5 +80,7 @@ def test_curves_fall_back_to_validation_accuracy_without_per_epoch_test_scores(t
 
     run = {"seed": 0, "curve": [{"epoch": i, "seconds": 1.0 + i, "val_accuracy": 0.5 + 0.1 * i} for i in range(3)]}
     report = {"dataset": "cifar10", "sizes": [500], "seeds": 1, "results": {"500": {"kdgan": [run], "distn": [run]}}}
-    plot_curves(report, tmp_path / "curves.png")
+    assert plot_curves(report, tmp_path / "curves.png") == "val"
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    run["curve"][0]["test_accuracy"] = 0.4
+    assert plot_curves(report, tmp_path / "curves.png") == "test"

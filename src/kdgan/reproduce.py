@@ -140,9 +140,9 @@ def speed_markdown(report: dict[str, Any], methods: Sequence[str] = ("kdgan", "n
     return "\n".join(lines)
 
 
-def plot_curves(report: dict[str, Any], path: Path, methods: Sequence[str] = ("kdgan", "nagan", "distn")) -> None:
+def plot_curves(report: dict[str, Any], path: Path, methods: Sequence[str] = ("kdgan", "nagan", "distn")) -> str:
     """Test accuracy against epoch for KDGAN, NaGAN and DISTN at the first size (mean over seeds);
-    validation accuracy when the runs did not score the test set every epoch."""
+    validation accuracy when the runs did not score the test set every epoch. Returns the split."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,3 +168,4 @@ def plot_curves(report: dict[str, Any], path: Path, methods: Sequence[str] = ("k
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return split
