@@ -126,3 +126,31 @@ def test_adversarial_runs_log_discriminator_accuracy_and_tensorboard(splits, tmp
     last = result.history[-1]
     assert 0.0 <= last["d_true_acc"] <= 1.0 and 0.0 <= last["d_fake_acc"] <= 1.0
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_game_lr_replaces_the_pretraining_lr_when_the_game_starts(splits):
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=2), "student.optimizer.lr=0.002",
+                                                        "student.optimizer.game_lr=0.0001"])
+    trainer = build_trainer(config, splits=splits)
+    seen: dict[str, set[float]] = {"pretrain": set(), "game": set()}
+    pretrain_loss, loss = trainer.method.pretrain_loss, trainer.method.loss
+    lr = lambda: trainer.method.players["student"].optimizer.param_groups[0]["lr"]  # noqa: E731
+
+    def pretrain(role, batch):
+        if role == "student":
+            seen["pretrain"].add(lr())
+        return pretrain_loss(role, batch)
+
+    def game(role, batch):
+        seen["game"].add(lr())
+        return loss(role, batch)
+
+    trainer.method.pretrain_loss, trainer.method.loss = pretrain, game
+    trainer.fit()
+    assert seen == {"pretrain": {0.002}, "game": {0.0001}}
+    assert trainer.method.players["teacher"].optimizer.param_groups[0]["lr"] == config.teacher.optimizer.lr
+
+
+def test_game_lr_must_be_positive():
+    with pytest.raises(ConfigError, match="optimizer.game_lr must be > 0"):
+        load_config(find_config("digits_kdgan"), ["student.optimizer.game_lr=0"])

@@ -50,19 +50,24 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    """One player's optimizer and learning-rate schedule (exponential decay per epoch)."""
+    """One player's optimizer and learning-rate schedule (exponential decay per game epoch).
+    ``game_lr``, when set, replaces ``lr`` from the first epoch of the game on: a pretrained
+    player often needs smaller steps once its gradients come from the adversarial game."""
 
     name: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
     lr_decay: float = 1.0
+    game_lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.name not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer.name must be one of adam, adamw, sgd; got {self.name!r}")
         if self.lr <= 0:
             raise ConfigError(f"optimizer.lr must be > 0, got {self.lr}")
+        if self.game_lr is not None and self.game_lr <= 0:
+            raise ConfigError(f"optimizer.game_lr must be > 0 or null (the same as lr), got {self.game_lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"optimizer.lr_decay must be in (0, 1], got {self.lr_decay}")
 

@@ -337,6 +337,9 @@ class Trainer:
             first = start_epoch if index == start_stage else 0
             if index != start_stage:
                 selection = Selection()
+            if not stage.pretrain and first == 0:
+                for player in self.method.players.values():
+                    player.start_game()
             show = self.config.progress and self.dist.is_main
             bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}", disable=not show,
                        leave=False, initial=first, total=stage.epochs)

@@ -13,12 +13,14 @@ from kdgan.config import OptimizerConfig
 @dataclass
 class Player:
     """An ``nn.Module`` with the optimizer that updates it, an optional per-epoch learning-rate
-    scheduler, and the number of passes over the training set it makes in each round."""
+    scheduler, the number of passes over the training set it makes in each round, and the
+    learning rate of the game (None: keep the pretraining one)."""
 
     module: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     passes: int = 1
+    game_lr: float | None = None
 
     @classmethod
     def create(
@@ -36,7 +38,16 @@ class Player:
             kind = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
             opt = kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, cfg.lr_decay) if cfg.lr_decay < 1 else None
-        return cls(module, opt, sched, passes)
+        return cls(module, opt, sched, passes, cfg.game_lr)
+
+    def start_game(self) -> None:
+        """Switch to the game's learning rate (called when the game's first epoch begins)."""
+        if self.game_lr is None:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.game_lr
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [self.game_lr] * len(self.optimizer.param_groups)
 
     def state_dict(self) -> dict:
         return {
