@@ -3,6 +3,7 @@
     python scripts/sweep.py --config mnist_kdgan --set data.dir=../shared/data \
         --grid options.alpha=0.1,0.5,0.9 --grid options.beta=0.1,1 --seeds 1 --out runs/sweep
 
+Keys joined by ``+`` share one axis (``--grid student.optimizer.game_lr+teacher.optimizer.game_lr=1e-3,1e-4``).
 The teacher and student are trained once per seed (supervised, selected on validation, as in
 ``kdgan reproduce``); each grid point then starts from them. Results are ranked by mean
 validation accuracy; the test accuracy is printed beside it but must not be used to choose.
@@ -17,26 +18,30 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from kdgan.config import load_config
 from kdgan.data import load_splits
 from kdgan.experiments import Comparison, summarize
 from kdgan.runs import find_config
 
 
-def main() -> None:
+def grid_points(grid: list[str]) -> list[list[str]]:
+    """Every combination of the ``KEY[+KEY...]=V1,V2,...`` axes, as lists of ``KEY=V`` overrides."""
+    axes = [(keys.split("+"), values.split(","))
+            for keys, _, values in (g.partition("=") for g in grid)]
+    return [[f"{key}={value}" for (keys, _), value in zip(axes, point) for key in keys]
+            for point in itertools.product(*(values for _, values in axes))]
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--set", action="append", default=[])
-    parser.add_argument("--grid", action="append", default=[], help="KEY=V1,V2,... (repeatable)")
+    parser.add_argument("--grid", action="append", default=[], help="KEY[+KEY...]=V1,V2,... (repeatable)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     out = Path(args.out)
-    axes = [(key, [yaml.safe_load(v) for v in values.split(",")])
-            for key, _, values in (g.partition("=") for g in args.grid)]
     base = load_config(find_config(args.config), args.set)
     base = replace(base, train=replace(base.train, progress=False))
     baselines = Comparison([], out)
@@ -45,8 +50,7 @@ def main() -> None:
         seeded = replace(base, seed=seed)
         splits = load_splits(seeded.data, seed)
         teacher, student = baselines.baselines("sweep", seeded, splits)
-        for point in itertools.product(*(values for _, values in axes)):
-            settings = [f"{key}={value}" for (key, _), value in zip(axes, point)]
+        for settings in grid_points(args.grid):
             if any(r["settings"] == settings and r["seed"] == seed for r in rows):
                 continue
             overrides = [*args.set, *settings, f"seed={seed}", "train.progress=false"]
