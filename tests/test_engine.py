@@ -154,3 +154,13 @@ def test_game_lr_replaces_the_pretraining_lr_when_the_game_starts(splits):
 def test_game_lr_must_be_positive():
     with pytest.raises(ConfigError, match="optimizer.game_lr must be > 0"):
         load_config(find_config("digits_kdgan"), ["student.optimizer.game_lr=0"])
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_report_players_controls_the_teacher_and_discriminator_scores(splits, report):
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=1),
+                                                        f"train.report_players={str(report).lower()}"])
+    record = build_trainer(config, splits=splits).fit().history[-1]
+    assert record["stage"] == "train" and "val_accuracy" in record
+    reported = {"teacher_val_accuracy", "d_true_acc", "d_fake_acc"} & set(record)
+    assert reported == ({"teacher_val_accuracy", "d_true_acc", "d_fake_acc"} if report else set())

@@ -103,7 +103,9 @@ class TrainConfig:
     autocast the players' forward passes to bfloat16) and ``compile`` (``torch.compile`` each
     player's network); both are off by default since they did not help on CPU. ``cache_outputs``
     reuses the eval-mode logits of players that are not updating (see :mod:`kdgan.cache`); it is
-    exact, and skipped by itself when training inputs are augmented or under torchrun."""
+    exact, and skipped by itself when training inputs are augmented or under torchrun.
+    ``report_players`` also scores, each game epoch, the other classifier (e.g. the teacher) on
+    validation and the discriminator's accuracy on validation pairs; off saves that evaluation."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
@@ -116,6 +118,7 @@ class TrainConfig:
     precision: str = "fp32"
     compile: bool = False
     cache_outputs: bool = True
+    report_players: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0:

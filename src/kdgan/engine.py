@@ -294,7 +294,7 @@ class Trainer:
         record = {f"val_{k}": v for k, v in self.evaluate(stage.selects, "val", val_logits).items()}
         if self.config.eval_test_each_epoch and not stage.pretrain:
             record.update({f"test_{k}": v for k, v in self.evaluate(stage.selects, "test").items()})
-        if not stage.pretrain:
+        if not stage.pretrain and self.config.report_players:
             for role in stage.roles:
                 if role in CLASSIFIERS and role != stage.selects:
                     record.update({f"{role}_val_{k}": v for k, v in self.evaluate(role, "val").items()})
