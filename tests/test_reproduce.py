@@ -84,3 +84,10 @@ def test_curves_fall_back_to_validation_accuracy_without_per_epoch_test_scores(t
     assert (tmp_path / "curves.png").stat().st_size > 1000
     run["curve"][0]["test_accuracy"] = 0.4
     assert plot_curves(report, tmp_path / "curves.png") == "test"
+
+
+def test_mean_std_shows_no_spread_for_a_single_run():
+    from kdgan.experiments import mean_std
+
+    assert mean_std([0.5]) == "50.00"
+    assert mean_std([0.5, 0.7]) == "60.00 ± 14.14"

@@ -39,10 +39,11 @@ def variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfi
 
 
 def mean_std(values: Sequence[float]) -> str:
-    """``mean ± std`` in percent (sample std; 0 for one value)."""
+    """``mean ± std`` in percent (sample std); one value alone has no spread to show."""
     mean = statistics.fmean(values) * 100
-    std = statistics.stdev(values) * 100 if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {statistics.stdev(values) * 100:.2f}"
 
 
 def summarize(result: RunResult, seed: int) -> dict[str, Any]:
