@@ -43,6 +43,13 @@ def test_table1_tiny_budget_writes_everything_and_resumes(shared_data, tmp_path)
                              overrides=SMALL_MNIST)
     assert again["results"] == report["results"]
     assert again["seconds_this_invocation"] < report["seconds_this_invocation"]
+    # a report-only rewrite keeps the environment of the invocation that trained
+    saved = json.loads((out / "results.json").read_text())
+    saved["environment"] = {"git_commit": "trained-here"}
+    (out / "results.json").write_text(json.dumps(saved))
+    rewritten = reproduce_table1("mnist", [100], 1, out, methods, report_only=True)
+    assert rewritten["environment"] == {"git_commit": "trained-here"}
+    assert rewritten["results"] == report["results"]
 
 
 def test_speed_table_names_never_when_the_target_is_not_reached():

@@ -69,9 +69,11 @@ class Comparison:
         self.results: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.params: dict[str, int] = {}
         self.seconds = 0.0
+        self.environment: dict[str, Any] | None = None  # of the invocation that last trained here
         if out is not None and (out / "results.json").is_file():
             saved = json.loads((out / "results.json").read_text())
             self.results, self.params = saved["results"], saved["params"]
+            self.environment = saved.get("environment")
 
     def done(self, setting: str, method: str, seed: int) -> bool:
         return any(r["seed"] == seed for r in self.results.get(setting, {}).get(method, []))

@@ -62,6 +62,8 @@ def reproduce_table1(
         extra.append(f"data.dir={data_dir}")
     comparison = Comparison(["teacher", *methods], out)
     env = environment(device or "cpu")  # the code this process loaded, recorded before it trains
+    if report_only and comparison.environment is not None:
+        env = comparison.environment  # a report names the code that trained, not its own
     started = time.perf_counter()
     settings: dict[str, Any] = {}
     for size in sizes:

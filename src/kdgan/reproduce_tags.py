@@ -65,6 +65,8 @@ def reproduce_table2(
     base = replace(base, train=replace(base.train, progress=progress, eval_test_each_epoch=True))
     comparison = Comparison(["teacher", *(methods or TABLE2_METHODS)], out)
     env = environment(device or "cpu")  # the code this process loaded, recorded before it trains
+    if report_only and comparison.environment is not None:
+        env = comparison.environment  # a report names the code that trained, not its own
     started = time.perf_counter()
     for seed in range(0 if report_only else seeds):
         splits = load_splits(base.data, seed)
