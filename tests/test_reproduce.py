@@ -5,8 +5,10 @@ import json
 import pytest
 
 from kdgan.cli import main
+from kdgan.experiments import commits_note
 from kdgan.reproduce import epochs_to_reach, reproduce_table1, speed_markdown
 from kdgan.reproduce_tags import reproduce_table2
+from kdgan.runs import git_commit
 
 SMALL_MNIST = [
     "student.model.hidden=[32]", "teacher.model.channels=[4,8]", "teacher.model.fc=32",
@@ -38,6 +40,9 @@ def test_table1_tiny_budget_writes_everything_and_resumes(shared_data, tmp_path)
     table = (out / "table1.md").read_text()
     assert "| kdgan |" in table and "77.95±.05" in table  # the paper's number beside ours
     assert "NaGAN best val" in table
+    commit = git_commit()
+    assert all(row["git_commit"] == commit for rows in runs.values() for row in rows)
+    assert f"Runs by commit: {(commit or '')[:7] or 'not recorded'} (5)." in table
     # a rerun finds every cell done and trains nothing: identical numbers
     again = reproduce_table1("mnist", [100], 1, out, methods, epochs=2, data_dir=str(shared_data),
                              overrides=SMALL_MNIST)
@@ -50,6 +55,13 @@ def test_table1_tiny_budget_writes_everything_and_resumes(shared_data, tmp_path)
     rewritten = reproduce_table1("mnist", [100], 1, out, methods, report_only=True)
     assert rewritten["environment"] == {"git_commit": "trained-here"}
     assert rewritten["results"] == report["results"]
+
+
+def test_commits_note_counts_runs_per_commit_including_unstamped_ones():
+    results = {"100": {"kdgan": [{"git_commit": "1d4bf8b9e0"}, {"git_commit": "4c18025aa1"}],
+                       "distn": [{"git_commit": "1d4bf8b9e0"}, {}]}}
+    assert commits_note(results) == "Runs by commit: 1d4bf8b (2), 4c18025 (1), not recorded (1)."
+    assert commits_note({}) == ""
 
 
 def test_speed_table_names_never_when_the_target_is_not_reached():

@@ -26,6 +26,7 @@ from kdgan.config import RunConfig
 from kdgan.data import Splits
 from kdgan.engine import RunResult, Trainer
 from kdgan.models import count_parameters
+from kdgan.runs import git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
 
@@ -44,6 +45,17 @@ def mean_std(values: Sequence[float]) -> str:
     if len(values) == 1:
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {statistics.stdev(values) * 100:.2f}"
+
+
+def commits_note(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """Which commits produced the recorded runs, e.g. 'Runs by commit: 1d4bf8b (16), 4c18025 (8).'"""
+    counts: dict[str, int] = {}
+    for runs in results.values():
+        for rows in runs.values():
+            for row in rows:
+                commit = (row.get("git_commit") or "")[:7] or "not recorded"
+                counts[commit] = counts.get(commit, 0) + 1
+    return "Runs by commit: " + ", ".join(f"{c} ({n})" for c, n in counts.items()) + "." if counts else ""
 
 
 def summarize(result: RunResult, seed: int) -> dict[str, Any]:
@@ -70,6 +82,7 @@ class Comparison:
         self.params: dict[str, int] = {}
         self.seconds = 0.0
         self.environment: dict[str, Any] | None = None  # of the invocation that last trained here
+        self.commit = git_commit()  # stamped on every run this process records
         if out is not None and (out / "results.json").is_file():
             saved = json.loads((out / "results.json").read_text())
             self.results, self.params = saved["results"], saved["params"]
@@ -79,11 +92,15 @@ class Comparison:
         return any(r["seed"] == seed for r in self.results.get(setting, {}).get(method, []))
 
     def record(self, setting: str, method: str, summary: dict[str, Any]) -> None:
+        """Keep a run's summary, stamped with the commit that produced it (a table resumed over
+        several sessions may mix code), and save results.json at once."""
+        summary = {**summary, "git_commit": self.commit}
         self.results.setdefault(setting, {}).setdefault(method, []).append(summary)
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
+            saved = {"results": self.results, "params": self.params, "environment": self.environment}
             tmp = self.out / "results.json.tmp"
-            tmp.write_text(json.dumps({"results": self.results, "params": self.params}, indent=1) + "\n")
+            tmp.write_text(json.dumps(saved, indent=1) + "\n")
             tmp.replace(self.out / "results.json")
 
     def _baseline(self, setting: str, name: str, config: RunConfig, splits: Splits, role: str) -> dict:

@@ -15,7 +15,7 @@ from typing import Any
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison, mean_std
+from kdgan.experiments import Comparison, commits_note, mean_std
 from kdgan.runs import environment, find_config
 
 TABLE1_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
@@ -112,6 +112,7 @@ def table1_markdown(report: dict[str, Any]) -> str:
                  "optimistic; '—' where the test set was not scored every epoch, train.eval_test_each_epoch). "
                  "The teacher row is the supervised teacher every method starts from.")
     lines.append("Mean seconds per run: " + ", ".join(f"{m} {v:.0f}" for m, v in seconds.items()) + ".")
+    lines.append(commits_note({s: report["results"].get(str(s), {}) for s in sizes}))
     return "\n".join(lines)
 
 

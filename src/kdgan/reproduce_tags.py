@@ -17,7 +17,7 @@ from typing import Any
 from kdgan.config import load_config
 from kdgan.data import Splits, load_splits
 from kdgan.errors import ConfigError
-from kdgan.experiments import Comparison
+from kdgan.experiments import Comparison, commits_note
 from kdgan.knn import knn_scores
 from kdgan.ranking import ranking_metrics
 from kdgan.runs import environment, find_config
@@ -103,6 +103,7 @@ def table2_markdown(report: dict[str, Any]) -> str:
     lines.append(f"{report['dataset']}, {report['seeds']} seeds, test split of Mulan's distribution; each model is "
                  "the epoch with the best validation MAP. 'teacher' is the supervised teacher (it sees the privileged "
                  "view where there is one) that the distillation methods start from.")
+    lines.append(commits_note({report["dataset"]: rows}))
     return "\n".join(lines)
 
 
