@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
             trainer = baselines.start_from(config, splits, teacher, student)
             summary = summarize(trainer.fit(), seed)
             rows.append({"settings": settings, "seed": seed, "val": summary["val"]["accuracy"],
-                         "test": summary["test"]["accuracy"], "seconds": summary["seconds"]})
+                         "test": summary["test"]["accuracy"], "seconds": summary["seconds"],
+                         "git_commit": baselines.commit})
             (out / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
             print(settings, seed, f"val {rows[-1]['val']:.4f} test {rows[-1]['test']:.4f}", flush=True)
     groups: dict[str, list[dict]] = {}

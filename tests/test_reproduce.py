@@ -64,6 +64,18 @@ def test_commits_note_counts_runs_per_commit_including_unstamped_ones():
     assert commits_note({}) == ""
 
 
+def test_recording_a_run_keeps_the_saved_environment_and_stamps_the_commit(tmp_path):
+    from kdgan.experiments import Comparison
+
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"results": {}, "params": {}, "environment": {"git_commit": "trained-here"}}))
+    comparison = Comparison(["kdgan"], tmp_path)
+    comparison.record("100", "kdgan", {"seed": 0})
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["environment"] == {"git_commit": "trained-here"}
+    assert saved["results"]["100"]["kdgan"] == [{"seed": 0, "git_commit": git_commit()}]
+
+
 def test_speed_table_names_never_when_the_target_is_not_reached():
     run = lambda seed, vals: {"seed": seed, "curve": [  # noqa: E731
         {"epoch": i, "seconds": float(i + 1), "val_accuracy": v} for i, v in enumerate(vals)]}

@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+from kdgan.runs import git_commit
+
 from .conftest import tiny_overrides
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sweep.py"
@@ -28,7 +30,7 @@ def test_tiny_sweep_records_every_point_and_resumes(tmp_path, capsys):
     sweep.main(args)
     rows = json.loads((tmp_path / "sweep.json").read_text())
     assert [r["settings"][0] for r in rows] == ["options.alpha=0.1", "options.alpha=0.9"]
-    assert all(0 <= r["val"] <= 1 and r["seed"] == 0 for r in rows)
+    assert all(0 <= r["val"] <= 1 and r["seed"] == 0 and r["git_commit"] == git_commit() for r in rows)
     printed = capsys.readouterr().out
     assert printed.count("| options.alpha=") == 2
     sweep.main(args)  # every point is recorded: nothing is trained again
