@@ -26,7 +26,7 @@ from kdgan.config import RunConfig
 from kdgan.data import Splits
 from kdgan.engine import RunResult, Trainer
 from kdgan.models import count_parameters
-from kdgan.runs import git_commit
+from kdgan.runs import environment, git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
 
@@ -87,6 +87,13 @@ class Comparison:
             saved = json.loads((out / "results.json").read_text())
             self.results, self.params = saved["results"], saved["params"]
             self.environment = saved.get("environment")
+
+    def report_environment(self, device: str, report_only: bool) -> dict[str, Any]:
+        """The environment a report names: this process's (taken before it trains), or, for a
+        report-only rewrite, that of the invocation that trained the runs, when recorded."""
+        if report_only and self.environment is not None:
+            return self.environment
+        return environment(device)
 
     def done(self, setting: str, method: str, seed: int) -> bool:
         return any(r["seed"] == seed for r in self.results.get(setting, {}).get(method, []))

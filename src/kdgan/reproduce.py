@@ -16,7 +16,7 @@ from typing import Any
 from kdgan.config import load_config
 from kdgan.data import load_splits
 from kdgan.experiments import Comparison, commits_note, mean_std
-from kdgan.runs import environment, find_config
+from kdgan.runs import find_config
 
 TABLE1_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
 TABLE1_CONFIGS = {"mnist": "mnist_kdgan", "cifar10": "cifar10_kdgan"}
@@ -61,9 +61,7 @@ def reproduce_table1(
     if data_dir is not None:
         extra.append(f"data.dir={data_dir}")
     comparison = Comparison(["teacher", *methods], out)
-    env = environment(device or "cpu")  # the code this process loaded, recorded before it trains
-    if report_only and comparison.environment is not None:
-        env = comparison.environment  # a report names the code that trained, not its own
+    env = comparison.report_environment(device or "cpu", report_only)
     started = time.perf_counter()
     settings: dict[str, Any] = {}
     for size in sizes:

@@ -20,7 +20,7 @@ from kdgan.errors import ConfigError
 from kdgan.experiments import Comparison, commits_note
 from kdgan.knn import knn_scores
 from kdgan.ranking import ranking_metrics
-from kdgan.runs import environment, find_config
+from kdgan.runs import find_config
 
 TABLE2_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
 TABLE2_CONFIGS = {"corel5k": "corel5k_kdgan", "yeast": "yeast_kdgan", "emotions": "emotions_kdgan"}
@@ -64,9 +64,7 @@ def reproduce_table2(
     base = load_config(find_config(TABLE2_CONFIGS[dataset]), extra)
     base = replace(base, train=replace(base.train, progress=progress, eval_test_each_epoch=True))
     comparison = Comparison(["teacher", *(methods or TABLE2_METHODS)], out)
-    env = environment(device or "cpu")  # the code this process loaded, recorded before it trains
-    if report_only and comparison.environment is not None:
-        env = comparison.environment  # a report names the code that trained, not its own
+    env = comparison.report_environment(device or "cpu", report_only)
     started = time.perf_counter()
     for seed in range(0 if report_only else seeds):
         splits = load_splits(base.data, seed)
