@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-import torch
-
+from kdgan.checkpoint import load_checkpoint
 from kdgan.config import load_config
 from kdgan.data import load_splits
 from kdgan.experiments import Comparison
@@ -31,7 +31,7 @@ def main() -> None:
     base = [f"data.dir={args.data_dir}", "train.progress=false", f"train.epochs={args.epochs}",
             "train.eval_test_each_epoch=false"]
     splits = load_splits(load_config(find_config(args.config), base).data, 0)
-    teacher, student = torch.load(args.weights + "teacher.pt"), torch.load(args.weights + "student.pt")
+    teacher, student = (load_checkpoint(Path(args.weights + f"{role}.pt")) for role in ("teacher", "student"))
     for spec in args.runs:
         config = load_config(find_config(args.config), base + [s for s in spec.split(";") if s])
         trainer = Comparison([]).start_from(config, splits, teacher, student)

@@ -55,12 +55,20 @@ def test_skip_mode_skips_non_finite_updates(splits):
     config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=2), "method=supervised", "options={}",
                                                         "train.on_nonfinite=skip"])
     trainer = build_trainer(config, splits=splits)
-    before = [p.detach().clone() for p in trainer.method.players["student"].module.parameters()]
-    original = trainer.method.loss
-    trainer.method.loss = lambda role, batch: original(role, batch) * float("inf")
-    trainer.fit()
-    after = list(trainer.method.players["student"].module.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    original, calls, finite = trainer.method.loss, [], []
+    optimizer = trainer.method.players["student"].optimizer
+    real_step = optimizer.step
+    optimizer.step = lambda *args, **kwargs: (finite.append(calls[-1]), real_step(*args, **kwargs))[1]
+
+    def every_third_loss_infinite(role, batch):
+        calls.append(len(calls) % 3 == 0)
+        return original(role, batch) * (float("inf") if calls[-1] else 1.0)
+
+    trainer.method.loss = every_third_loss_infinite
+    result = trainer.fit()
+    assert not any(finite) and len(finite) == calls.count(False)  # only the finite steps updated the student
+    skipped = [r["skipped_student"] for r in result.history if r["stage"] == "train"]
+    assert sum(skipped) == calls.count(True) > 0 and all(s > 0 for s in skipped)
 
 
 def test_selected_epoch_is_the_best_on_validation_and_is_saved(splits, tmp_path):

@@ -11,6 +11,8 @@ starts. The reference run and the last resume run in this process through the sa
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import random
@@ -28,6 +30,7 @@ import torch
 from kdgan import checkpoint
 from kdgan.checkpoint import atomic_save
 from kdgan.cli import main
+from kdgan.errors import OutputError
 
 from .conftest import tiny_overrides
 
@@ -326,3 +329,147 @@ def test_atomic_save_replaces_the_file_whole(saved):
     loaded = torch.load(path, weights_only=False)
     assert loaded["epoch"] == 2 and loaded["weights"].shape == (5,)
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+# ------------------------------------------------------------------ half-created runs
+
+
+def test_a_run_killed_before_it_wrote_config_yaml_starts_again_with_or_without_resume(reference, tmp_path):
+    """A kill right after mkdir (or inside config.yaml's write) leaves the lock file of a dead
+    process and perhaps a temporary file: both commands start the run, as the reference."""
+    for resume in (False, True):
+        run = tmp_path / f"resume-{resume}"
+        run.mkdir()
+        (run / ".kdgan.lock").write_text('{"pid": 1, "host": "gone", "since": "-", "command": "kdgan train"}\n')
+        (run / ".config.yaml.tmp").write_text("method: kdg")
+        assert main(train_args(run, resume=resume)) == 0
+        assert not (run / ".config.yaml.tmp").exists()
+        assert strip_seconds(read_metrics(run)) == strip_seconds(read_metrics(reference))
+
+
+def test_a_run_killed_inside_run_json_write_resumes_and_gets_its_run_json(reference, tmp_path, capsys):
+    run = tmp_path / "cut"
+    run.mkdir()
+    shutil.copy(reference / "config.yaml", run / "config.yaml")
+    (run / ".run.json.tmp").write_text('{"kdgan": "0.')
+    assert main(train_args(run)) == 2
+    assert ("already holds a run; pass --resume to continue it (it stopped before its first checkpoint, so it "
+            "starts again from scratch with the same config)") in capsys.readouterr().err
+    assert main(train_args(run, resume=True)) == 0
+    assert json.loads((run / "run.json").read_text())["torch"] == torch.__version__
+    assert not (run / ".run.json.tmp").exists()
+    assert json.loads((run / "final.json").read_text())["test"] == json.loads((reference / "final.json").read_text())[
+        "test"
+    ]
+
+
+# ------------------------------------------------------------------ --out problems and a full disk
+
+
+def out_error(capsys, out: str) -> str:
+    assert main(["train", "digits_kdgan", "--out", out, "--set", "train.progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_out_that_cannot_be_a_run_folder_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "--out is empty; give the run's folder, or leave --out out for runs/METHOD-TIMESTAMP" in out_error(
+        capsys, "")
+    assert list(tmp_path.iterdir()) == []  # not silently written to runs/
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert f"{a_file} is a file, not a folder; choose a folder for the run (--out)" in out_error(capsys, str(a_file))
+    assert f"cannot create the run folder {a_file / 'run'}: {a_file} is a file, not a folder" in out_error(
+        capsys, str(a_file / "run"))
+    assert a_file.read_text() == "mine"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    assert f"cannot write the run folder {locked / 'a' / 'run'}: permission denied on {locked}; choose a folder " \
+           "you can write to (--out)" in out_error(capsys, str(locked / "a" / "run"))
+    assert list(locked.iterdir()) == []
+
+
+def test_permission_denied_when_the_run_folder_is_made_is_reported(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == run:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert main(train_args(run)) == 2
+    assert f"cannot write {run}: permission denied. To fix: choose a folder you can write to" in capsys.readouterr().err
+
+
+class NearlyFullDisk(io.FileIO):
+    """A file on a disk with 1,000 bytes left."""
+
+    def write(self, data) -> int:
+        if self.tell() + len(data) > 1000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(data)
+
+
+def test_atomic_save_on_a_full_disk_says_so_and_keeps_the_previous_file(saved, monkeypatch):
+    """The real torch.save, whose writes fail with ENOSPC: torch reports that as a RuntimeError
+    ('unexpected pos ...'); atomic_save reports the disk-full error it hides."""
+    path, old = saved
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode: io.BufferedWriter(NearlyFullDisk(fd, mode)))
+    with pytest.raises(OutputError) as caught:
+        atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
+    monkeypatch.undo()
+    assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOSPC
+    assert str(caught.value) == (f"cannot write {path}: the disk is full (No space left on device); the previous "
+                                 f"{path} is intact. To fix: free some space and try again")
+    assert_intact(path, old)
+
+
+def test_atomic_write_text_on_a_full_disk_says_so_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "run.json"
+    path.write_text("{}\n")
+
+    def full(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OutputError, match=f"cannot write {path}: the disk is full .* the previous {path} is intact"):
+        checkpoint.atomic_write_text(path, "{...}")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"] and path.read_text() == "{}\n"
+
+
+def test_a_full_disk_during_training_is_reported_and_the_run_resumes(reference, tmp_path, capsys, monkeypatch):
+    """The 2nd checkpoint write fails with ENOSPC: exit 2 with the path and the fix, the 1st
+    checkpoint intact and no temporary file; after that, --resume ends as the reference."""
+    run = tmp_path / "full"
+    real_save, checkpoints, previous = torch.save, [], {}
+
+    def disk_full_at_the_second_checkpoint(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and "players" in obj:
+            checkpoints.append((obj["stage"], obj["epoch"]))
+            if len(checkpoints) == 2:
+                previous["bytes"] = (run / "last.pt").read_bytes()
+                f.write(b"PK\x03\x04 part of a checkpoint")
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_at_the_second_checkpoint)
+    assert main(train_args(run)) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert (f"cannot write {run / 'last.pt'}: the disk is full (No space left on device); the previous "
+            f"{run / 'last.pt'} is intact. To fix: free some space and try again (then the run continues from its "
+            "last checkpoint with --resume)") in err
+    assert "Traceback" not in err
+    assert (run / "last.pt").read_bytes() == previous["bytes"]
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert (last["stage"], last["epoch"]) == checkpoints[0] == (0, 1)
+    assert temp_files(run) == []
+    assert main(train_args(run, resume=True)) == 0
+    assert strip_seconds(read_metrics(run)) == strip_seconds(read_metrics(reference))

@@ -11,8 +11,10 @@ import torch
 from PIL import Image
 
 from kdgan.build import load_student
+from kdgan.data import LABEL_NAMES
 from kdgan.errors import ConfigError, DataError
-from kdgan.predict import CLASS_NAMES, fit_shape, format_json, format_table, predict, scores_from_logits
+from kdgan.predict import fit_shape, format_json, format_table, predict, scores_from_logits
+from kdgan.student import open_student, student_record
 
 
 @pytest.fixture(scope="module")
@@ -176,47 +178,105 @@ def test_table_and_json_output(run_dir, digits, tmp_path):
     table = format_table(rows).splitlines()
     assert table[0].split() == ["input", "top1", "top2"] and len(table) == 4
     assert table[1].startswith("d.npy[0]") and f"({rows[0]['score']:.4f})" in table[1]
-    assert json.loads(format_json(rows)) == rows
+    report = json.loads(format_json(rows, open_student(run_dir)))
+    assert report["predictions"] == rows and report["preprocess"] == {"kind": "none"}
+    assert report["label_names"] == [str(d) for d in range(10)]
     assert format_table(predict(run_dir, tmp_path / "d.npy")).splitlines()[0].split() == ["input", "prediction"]
 
 
-def fake_run(path, dataset: str, in_shape=(1, 28, 28), standardize: bool = False):
-    """A student.pt as the engine writes it, with random weights (no training needed)."""
+def test_a_trained_run_saves_its_label_names_and_predict_prints_them(run_dir, digits, tmp_path):
+    assert torch.load(run_dir / "student.pt", weights_only=True)["label_names"] == [str(d) for d in range(10)]
+    rows = predict(run_dir, _save(tmp_path / "d.npy", digits[0][:3] / 16.0), top_k=2)
+    assert all(e["name"] == str(e["class"]) for row in rows for e in row["top_k"])
+    assert format_table(rows).splitlines()[1].split()[1:3] == [str(rows[0]["prediction"])] * 2  # "3 3 (0.9...)"
+
+
+def fake_run(path, dataset: str, in_shape=(1, 28, 28), preprocess=None, label_names=None, legacy_config=None):
+    """A student.pt as the engine writes it, with random weights (no training needed). With
+    ``legacy_config`` it is written as kdgan did before preprocessing and label names were saved."""
     from kdgan.models import build_model
 
     spec = {"name": "mlp", "hidden": [16]}
     module = build_model(spec, in_shape, 10)
     path.mkdir()
-    torch.save({"role": "student", "state_dict": module.state_dict(), "run_info": {
-        "model": {"spec": spec, "in_shape": list(in_shape), "num_classes": 10, "role": "student"},
-        "config": {"method": "supervised", "data": {"name": dataset, "standardize": standardize}},
-    }}, path / "student.pt")
+    record = student_record(module.state_dict(), in_shape=in_shape, num_classes=10, preprocess=preprocess,
+                            label_names=label_names, spec=spec)
+    record["run_info"] = {"config": {"method": "supervised", "data": {"name": dataset, **(legacy_config or {})}}}
+    if legacy_config is not None:
+        record["run_info"]["model"] = record.pop("model")
+        del record["preprocess"], record["label_names"]
+    torch.save(record, path / "student.pt")
     return path
 
 
 def test_class_names_and_28x28_idx_of_a_fashion_mnist_run(tmp_path):
-    run = fake_run(tmp_path / "fashion", "fashion-mnist")
+    names = LABEL_NAMES["fashion-mnist"]
+    run = fake_run(tmp_path / "fashion", "fashion-mnist", label_names=names)
     write_idx(tmp_path / "t10k-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (3, 28, 28)))
     rows = predict(run, tmp_path / "t10k-images-idx3-ubyte", top_k=2)
-    names = CLASS_NAMES["fashion-mnist"]
     assert len(rows) == 3 and all(e["name"] == names[e["class"]] for row in rows for e in row["top_k"])
     assert rows[0]["top_k"][0]["name"] in format_table(rows)
 
 
-def test_standardized_runs_get_standardized_inputs(tmp_path):
-    from kdgan.predict import preprocess
-    from kdgan.student import open_student
+def test_saved_label_names_win_and_runs_without_names_print_indices(tmp_path):
+    own = [f"tag{i}" for i in range(10)]
+    rows = predict(fake_run(tmp_path / "own", "fashion-mnist", label_names=own), _save(tmp_path / "x.npy",
+                   np.zeros((1, 784), np.float32)), top_k=10)
+    assert sorted(e["name"] for e in rows[0]["top_k"]) == sorted(own)
+    unnamed = predict(fake_run(tmp_path / "unnamed", "custom"), tmp_path / "x.npy")
+    assert "name" not in unnamed[0]["top_k"][0]
+    with pytest.raises(DataError, match="label_names has 3 names but the network has 10 outputs"):
+        student_record({}, in_shape=(4,), num_classes=10, label_names=["a", "b", "c"])
 
-    run = fake_run(tmp_path / "std", "mnist", standardize=True)
+
+def _expected_scores(student, x):
+    with torch.no_grad():
+        return scores_from_logits(student.module.network(x))
+
+
+@pytest.mark.parametrize("legacy", [None, {"normalize": "per_image"}, {"standardize": True}])
+def test_per_image_runs_get_standardized_inputs(tmp_path, legacy):
+    """Saved as data (today) or only named in the config (files of older kdgan versions)."""
+    run = fake_run(tmp_path / "std", "mnist", preprocess="per_image", legacy_config=legacy)
     student = open_student(run)
+    assert student.preprocess == {"kind": "per_image"}
     x = torch.rand(4, 1, 28, 28)
-    out = preprocess(x, student)
+    out = student.module.preprocess(x)
     assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(4), atol=1e-5)
     assert torch.allclose(out.std(dim=(1, 2, 3), correction=0), torch.ones(4), atol=1e-4)
     np.save(tmp_path / "x.npy", x.numpy())
     rows = predict(run, tmp_path / "x.npy", top_k=10)
-    with torch.no_grad():
-        expected = scores_from_logits(student.module(out))
+    expected = _expected_scores(student, out)
+    raw = _expected_scores(student, x)
+    assert not torch.allclose(expected, raw, atol=1e-3)  # standardising matters for this network
     for row, reference in zip(rows, expected, strict=True):
         assert row["prediction"] == int(reference.argmax())
         assert row["score"] == pytest.approx(float(reference.max()), abs=1e-6)
+
+
+def test_per_feature_runs_apply_the_saved_statistics(tmp_path):
+    mean, std = torch.linspace(-1, 1, 20), torch.linspace(0.5, 2, 20)
+    spec = {"kind": "per_feature", "mean": mean, "std": std}
+    run = fake_run(tmp_path / "feat", "emotions", in_shape=(20,), preprocess=spec)
+    student = open_student(run)
+    x = torch.randn(5, 20) * 3
+    rows = predict(run, _save(tmp_path / "x.npy", x.numpy()), top_k=10)
+    expected = _expected_scores(student, (x - mean) / std)
+    assert [r["prediction"] for r in rows] == expected.argmax(1).tolist()
+    np.testing.assert_allclose([r["score"] for r in rows], expected.max(1).values, atol=1e-6)
+    assert student.describe_preprocess()["features"] == 20
+
+
+def test_older_per_feature_runs_without_statistics_are_refused(tmp_path):
+    run = fake_run(tmp_path / "old", "emotions", in_shape=(20,), legacy_config={"normalize": "per_feature"})
+    with pytest.raises(DataError, match="per_feature normalisation but does not hold the training statistics"):
+        open_student(run)
+
+
+def test_student_files_without_their_network_record_say_what_to_do(tmp_path):
+    torch.save({"role": "student", "state_dict": {}, "run_info": {}}, tmp_path / "old.pt")
+    with pytest.raises(DataError, match="does not record its input shape .*kdgan.save_student"):
+        open_student(tmp_path / "old.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(DataError, match="not a kdgan student.pt"):
+        predict(tmp_path / "list.pt", tmp_path / "x.npy")

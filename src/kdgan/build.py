@@ -19,6 +19,7 @@ from kdgan.methods import Method, get_method
 from kdgan.models import build_model
 from kdgan.models.two_view import TwoView
 from kdgan.players import Player
+from kdgan.student import load_student as load_student  # the deployable student; kept importable here
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -98,6 +99,7 @@ def build_trainer(
     dist_info = dist_info or setup(config.device)
     device = resolve_device(config.device, dist_info.local_rank)
     torch.manual_seed(config.seed)  # network initialisation is part of the seeded run
+    data_from_config = splits is None  # else kdgan evaluate could not reload the run's data
     if splits is None:
         splits = load_splits(config.data, config.seed)
     splits = splits.to(device)
@@ -109,25 +111,11 @@ def build_trainer(
     return Trainer(
         method, splits, config.train, batch_size=config.data.batch_size,
         eval_batch_size=config.data.eval_batch_size, pretrain_epochs=pretrain, seed=config.seed,
-        out_dir=out_dir, run_info={"config": config.to_dict(), "model": model_info},
+        out_dir=out_dir,
+        run_info={"config": config.to_dict(), "model": model_info, "data_from_config": data_from_config},
         augment=random_crop_flip_with if config.data.augment == "crop_flip" else None, dist_info=dist_info,
     )
 
 
 def random_crop_flip_with(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return random_crop_flip(x, padding=4, generator=generator)
-
-
-def load_student(path: str | Path) -> torch.nn.Module:
-    """The deployable network in a run's student.pt (or the run directory holding it), in eval
-    mode. Needs no data and no teacher: the file records the network's spec and shapes."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "student.pt"
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; a finished run directory holds student.pt")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    info = saved["run_info"]["model"]
-    module = build_model(info["spec"], tuple(info["in_shape"]), info["num_classes"])
-    module.load_state_dict(saved["state_dict"])
-    return module.eval()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 
-from kdgan.errors import KDGANError
+from kdgan.errors import ConfigError, KDGANError, OutputError
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -23,6 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kdgan.build import build_trainer, method_options
     from kdgan.config import load_config
     from kdgan.distributed import barrier, setup
+    from kdgan.runlock import check_not_in_use, check_output_dir, output_error, run_lock
     from kdgan.runs import find_config, prepare_run_dir
 
     overrides = list(args.set)
@@ -30,13 +32,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"data.dir={args.data_dir}")
     config = load_config(find_config(args.config), overrides)
     method_options(config)  # refuse bad options before a run directory is made
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out is empty; give the run's folder, or leave --out out for runs/METHOD-TIMESTAMP")
     out = Path(args.out) if args.out else Path("runs") / f"{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir(out)  # a file, a path under a file, an unwritable folder: refused before the build
+    check_not_in_use(out)  # a second writer too (the lock itself is taken below, after the build)
     info = setup(config.device)
     trainer = build_trainer(config, out_dir=out, dist_info=info)  # data and networks are checked first
-    if info.is_main:
-        prepare_run_dir(out, config, args.resume)
-    barrier(info)
-    result = trainer.fit(resume=args.resume)
+    # Rank 0 writes the run and holds its lock from before the first write until the run ends.
+    with run_lock(out) if info.is_main else contextlib.nullcontext():
+        if info.is_main:
+            prepare_run_dir(out, config, args.resume)
+        barrier(info)
+        try:
+            result = trainer.fit(resume=args.resume)
+        except OSError as err:  # disk full, permissions changed, ... while training
+            error = err if isinstance(err, OutputError) else output_error(Path(err.filename or out), err)
+            resumable = OutputError(f"{error} (then the run continues from its last checkpoint with --resume)")
+            resumable.errno, resumable.filename = error.errno, error.filename
+            raise resumable from err
     if info.is_main:
         print(json.dumps(result.to_dict(), indent=2))
         print(f"run written to {out}", file=sys.stderr)
@@ -53,6 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from kdgan.demo import DEMO_METHODS, markdown_table, run_demo
 
+    check_at_least_one(args.seeds, "--seeds")
     methods = args.methods.split(",") if args.methods else DEMO_METHODS
     report = run_demo(seeds=args.seeds, methods=methods, config=args.config, overrides=args.set,
                       out=Path(args.out) if args.out else None, progress=args.progress)
@@ -61,9 +76,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from kdgan.reproduce import TABLE1_METHODS, reproduce_table1
+    from kdgan.reproduce import TABLE1_CONFIGS, TABLE1_METHODS, reproduce_table1
+    from kdgan.reproduce_tags import TABLE2_CONFIGS
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    datasets = TABLE1_CONFIGS if args.table == "table1" else TABLE2_CONFIGS
+    if args.dataset not in datasets:  # checked first: the name is also part of the default results folder
+        raise ConfigError(f"--dataset for {args.table} must be one of {', '.join(datasets)}; got {args.dataset!r}")
+    check_at_least_one(args.seeds, "--seeds")
+    sizes = parse_sizes(args.sizes)
     methods = args.methods.split(",") if args.methods else TABLE1_METHODS
     out = Path(args.out or f"runs/{args.table}-{args.dataset}")
     if args.table == "table1":
@@ -82,27 +102,47 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_at_least_one(value: int, option: str) -> None:
+    """Refuse a count (of seeds) below one, which would run nothing and report an empty table."""
+    if value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}")
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes``: labelled-set sizes, positive integers separated by commas."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--sizes must be positive integers separated by commas (e.g. 100,1000), got {text!r}")
+    return sizes
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from kdgan.export import export_student
 
-    print(export_student(Path(args.run_dir), args.format, Path(args.out) if args.out else None, args.opset,
-                         verify=not args.no_verify))
+    # args.out stays a str: its trailing slash marks a folder
+    print(export_student(Path(args.run_dir), args.format, args.out, args.opset, verify=not args.no_verify))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from kdgan.predict import format_json, format_table, predict
+    from kdgan.predict import format_json, format_table, predict_student
+    from kdgan.student import open_student
 
-    rows = predict(Path(args.run_dir), [Path(p) for p in args.inputs], top_k=args.top_k, scale=args.scale,
-                   invert=args.invert)
-    print(format_json(rows) if args.json else format_table(rows))
+    student = open_student(Path(args.run_dir))
+    rows = predict_student(student, [Path(p) for p in args.inputs], top_k=args.top_k, scale=args.scale,
+                           invert=args.invert)
+    print(format_json(rows, student) if args.json else format_table(rows))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from kdgan.plot import plot_runs
 
-    print(plot_runs(args.run_dirs, Path(args.out), metric=args.metric, x=args.x, include_pretrain=args.pretrain))
+    # args.out stays a str: its trailing slash marks a folder
+    print(plot_runs(args.run_dirs, args.out, metric=args.metric, x=args.x, include_pretrain=args.pretrain))
     return 0
 
 
@@ -170,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="learning curves of one or several runs to PNG")
     plot.add_argument("run_dirs", nargs="+")
-    plot.add_argument("--out", required=True, help="PNG file")
+    plot.add_argument("--out", required=True, help="PNG file, or a folder to write METRIC.png in")
     plot.add_argument("--metric", default="val_accuracy")
     plot.add_argument("--x", choices=["epoch", "seconds"], default="epoch")
     plot.add_argument("--pretrain", action="store_true", help="include pretraining stages")

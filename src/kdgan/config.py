@@ -6,9 +6,12 @@ Every section is a dataclass; :func:`from_dict` checks keys, types and ranges an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +20,31 @@ import yaml
 
 from kdgan.errors import ConfigError
 
+SEED_MAX = 2**32 - 1  # NumPy's global seed (seeded with every run's seed) takes 32 bits
+
+
+def check_finite(section: Any, prefix: str) -> None:
+    """Refuse NaN or infinite float fields of a config section built directly in Python (values
+    read from YAML are already checked, by key, in :func:`_convert`)."""
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{prefix}.{item.name} must be a finite number, got {value}")
+
 
 @dataclass
 class DataConfig:
     """Which dataset, how many labelled examples, how to batch them, and image preprocessing:
     ``augment`` (``crop_flip``: pad-4 random crop and horizontal flip of training batches) and
     ``normalize`` (``per_image`` standardisation, or ``per_feature`` z-scores with the labelled
-    training examples' statistics, applied to every split and view)."""
+    training examples' statistics, applied to every split and view).
+
+    A user's own data (see :mod:`kdgan.data.own` and docs/GUIDE.md): ``name: folder`` reads the
+    image folder ``dir`` (``image_size`` [H, W] resizes the images, ``channels`` 1 or 3 converts
+    them); ``name: arrays`` reads ``train`` and ``test``, each an .npz file or a mapping
+    ``{x: FILE, y: FILE, privileged: FILE}`` of .npy/.csv files, relative to ``dir`` when set.
+    Without a test folder or file, a stratified ``test_fraction`` (null: 0.2) of the examples is the
+    test set; ``yfcc`` reads it too, when its folder has no split.txt."""
 
     name: str = "digits"
     dir: str | None = None
@@ -34,6 +55,11 @@ class DataConfig:
     eval_batch_size: int = 1000
     augment: str | None = None
     normalize: str | None = None
+    train: str | dict[str, str] | None = None
+    test: str | dict[str, str] | None = None
+    test_fraction: float | None = None
+    image_size: list[int] | None = None
+    channels: int | None = None
 
     def __post_init__(self) -> None:
         if self.normalize not in (None, "per_image", "per_feature"):
@@ -42,10 +68,53 @@ class DataConfig:
             raise ConfigError(f"data.augment must be null or crop_flip, got {self.augment!r}")
         if self.n is not None and self.n <= 0:
             raise ConfigError(f"data.n must be a positive number of labelled examples, got {self.n}")
-        if self.val_size < 0:
-            raise ConfigError(f"data.val_size must be >= 0, got {self.val_size}")
+        if self.val_size < 1:
+            raise ConfigError(
+                f"data.val_size must be >= 1: the validation split selects the epoch and is reported; got "
+                f"{self.val_size}"
+            )
+        if self.subset_seed is not None and not 0 <= self.subset_seed <= SEED_MAX:
+            raise ConfigError(f"data.subset_seed must be in [0, {SEED_MAX}] or null, got {self.subset_seed}")
         if self.batch_size <= 0 or self.eval_batch_size <= 0:
             raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
+        self._check_own_data()
+
+    def _check_own_data(self) -> None:
+        """The own-data keys: each read by one reader only, file specs well formed."""
+        if self.name != "arrays" and (self.train is not None or self.test is not None):
+            raise ConfigError(f"data.train and data.test are read by data.name: arrays only, not {self.name!r}")
+        if self.name != "folder" and (self.image_size is not None or self.channels is not None):
+            raise ConfigError(
+                f"data.image_size and data.channels are read by data.name: folder only, not {self.name!r}"
+            )
+        if self.test_fraction is not None and self.name not in ("folder", "arrays", "yfcc"):
+            raise ConfigError(
+                f"data.test_fraction is read by data.name folder, arrays and yfcc only, not {self.name!r}"
+            )
+        if self.test_fraction is not None and self.test is not None:
+            raise ConfigError("data.test_fraction holds out test rows when there is no data.test; set one of them")
+        if self.test_fraction is not None and not 0 < self.test_fraction < 1:
+            raise ConfigError(f"data.test_fraction must lie strictly between 0 and 1, got {self.test_fraction}")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ConfigError(f"data.image_size must be [height, width] in pixels, got {self.image_size}")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"data.channels must be 1 (grayscale), 3 (RGB) or null (from the images), "
+                              f"got {self.channels}")
+        if self.name == "arrays" and self.train is None:
+            raise ConfigError("data.name: arrays needs data.train: an .npz file holding x and y, or "
+                              "{x: FEATURES, y: LABELS} naming .npy/.csv files")
+        for key in ("train", "test"):
+            spec = getattr(self, key)
+            if isinstance(spec, str) and not spec.lower().endswith(".npz"):
+                raise ConfigError(f"data.{key}: one file must be an .npz archive holding x and y, got {spec!r}; "
+                                  f"name .npy/.csv files per array as {{x: FEATURES, y: LABELS}}")
+            if isinstance(spec, dict):
+                unknown = sorted(set(spec) - {"x", "y", "privileged"})
+                if unknown or not {"x", "y"} <= set(spec):
+                    raise ConfigError(f"data.{key} must map x (features), y (labels) and optionally privileged "
+                                      f"to files, got keys {sorted(spec)}")
+                if not all(isinstance(v, str) for v in spec.values()):
+                    raise ConfigError(f"data.{key}: every entry must be a file path, got {spec}")
 
 
 @dataclass
@@ -62,6 +131,7 @@ class OptimizerConfig:
     game_lr: float | None = None
 
     def __post_init__(self) -> None:
+        check_finite(self, "optimizer")
         if self.name not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer.name must be one of adam, adamw, sgd; got {self.name!r}")
         if self.lr <= 0:
@@ -70,6 +140,10 @@ class OptimizerConfig:
             raise ConfigError(f"optimizer.game_lr must be > 0 or null (the same as lr), got {self.game_lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"optimizer.lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optimizer.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optimizer.momentum must be in [0, 1), got {self.momentum}")
 
 
 @dataclass
@@ -86,6 +160,10 @@ class PlayerConfig:
     def __post_init__(self) -> None:
         if "name" not in self.model:
             raise ConfigError("a player's model needs a 'name' (see `kdgan models`)")
+        for key, value in self.model.items():  # model options are free-form: _convert never sees them
+            numbers = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise ConfigError(f"model.{key} must hold finite numbers, got {value!r}")
         if self.passes < 1:
             raise ConfigError(f"passes must be >= 1, got {self.passes}")
         if self.pretrain_epochs < 0:
@@ -121,6 +199,7 @@ class TrainConfig:
     report_players: bool = True
 
     def __post_init__(self) -> None:
+        check_finite(self, "train")
         if self.epochs < 0:
             raise ConfigError(f"train.epochs must be >= 0, got {self.epochs}")
         if self.on_nonfinite not in ("stop", "skip"):
@@ -166,6 +245,8 @@ class RunConfig:
             raise ConfigError(f"label_loss must be softmax or sigmoid, got {self.label_loss!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1 or null (PyTorch's default), got {self.threads}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be in [0, {SEED_MAX}], got {self.seed}")
 
     def player(self, role: str) -> PlayerConfig | None:
         return getattr(self, role)
@@ -210,14 +291,20 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"{path} must be true or false, got {value!r}")
         return value
     if tp is float:
+        number: float | None = None
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ConfigError(f"{path} must be a number, got {value!r}")
-        return float(value)
+        if number is None:
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond float's range
+                number = math.inf
+        if not math.isfinite(number):  # NaN or inf would only surface later as a diverged loss
+            raise ConfigError(f"{path} must be a finite number, got {value!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path} must be an integer, got {value!r}")
@@ -252,6 +339,35 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         raise ConfigError(f"{where}: {err}") from None
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping holds one key twice (plain PyYAML would keep the last value without a word)."""
+
+    def __init__(self, key: Any, first: yaml.Mark, second: yaml.Mark) -> None:
+        super().__init__(f"key {key!r} appears twice in one mapping, on line {first.line + 1} and line "
+                         f"{second.line + 1}; keep one of them")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no arbitrary objects) that refuses duplicate mapping keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges: later keys override on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML safely, refusing duplicate keys (raises yaml.YAMLError or DuplicateKeyError)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a subclass of SafeLoader
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """Turn ``["a.b=1", "c=[2, 3]"]`` into a nested mapping; values are parsed as YAML."""
     nested: dict[str, Any] = {}
@@ -266,7 +382,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is set both as a value and as a section")
         try:
-            node[leaf] = yaml.safe_load(raw)
+            node[leaf] = read_yaml(raw)
+        except DuplicateKeyError as err:
+            raise ConfigError(f"--set {key}: {err}") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({err.problem}); quote it or fix "
                               "its brackets") from None
@@ -293,13 +411,28 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist (see the configs/ folder)")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = read_yaml(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {path} is not UTF-8 text ({err}); pass a YAML config file") from None
+        except DuplicateKeyError as err:
+            raise ConfigError(f"config file {path}: {err}") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping at its top level")
     raw = merge(raw, parse_overrides(overrides or []))
-    return from_dict(RunConfig, raw)
+    config = from_dict(RunConfig, raw)
+    check_dataset_name(config.data.name)
+    return config
+
+
+def check_dataset_name(name: str) -> None:
+    """Refuse a ``data.name`` that no reader knows, when the config is read rather than at train
+    time. The known names are the keys of :data:`kdgan.data.DATASETS`, the one list to extend."""
+    from kdgan.data import DATASETS  # imported here: kdgan.data imports this module
+
+    if name not in DATASETS:
+        raise ConfigError(f"data.name {name!r} is not a known dataset; known: {', '.join(DATASETS)}")
 
 
 def dump_config(config: RunConfig, path: Path) -> None:

@@ -13,5 +13,23 @@ class DataError(KDGANError, ValueError):
     """A data file or directory is missing, truncated, or does not match the model."""
 
 
+class UnsafeFileError(DataError):
+    """A file holds objects that could run code when loaded, so it is refused unread."""
+
+
 class DivergenceError(KDGANError, RuntimeError):
     """A loss became NaN or infinite during training."""
+
+
+class OutputError(KDGANError, OSError):
+    """A file or folder could not be written (disk full, permission denied, a path under a file).
+
+    Also an ``OSError``, so code that catches write failures keeps working; its message is the
+    one-line explanation, without the ``[Errno N]`` prefix."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RunInUseError(KDGANError, RuntimeError):
+    """Another process (or thread) is writing the run directory."""

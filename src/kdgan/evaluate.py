@@ -7,12 +7,36 @@ from pathlib import Path
 from typing import Any
 
 from kdgan.build import build_trainer, load_weights
+from kdgan.checkpoint import load_checkpoint
 from kdgan.config import load_config
 from kdgan.errors import ConfigError
+
+API_EVALUATE = ("Evaluate it in Python instead, with the trainer that trained it: "
+                "trainer.evaluate(trainer.method.evaluated, 'test')")
+
+
+def refuse_runs_written_without_a_config(run_dir: Path) -> None:
+    """Say why a run written by ``Trainer(out_dir=...)`` has no config.yaml, from what its
+    student.pt records: no config (networks built in Python) or data that did not come from it."""
+    run_info = load_checkpoint(run_dir / "student.pt", map_location="cpu").get("run_info") or {}
+    if "config" not in run_info:
+        raise ConfigError(
+            f"{run_dir} was written from the Python API (Trainer(out_dir=...)) without a config, so kdgan "
+            f"evaluate cannot rebuild its data and networks (there is no config.yaml). {API_EVALUATE}; or "
+            "build the run from a config with kdgan.build.build_trainer(config, out_dir=...), which writes the "
+            "config.yaml that kdgan evaluate reads"
+        )
+    if not run_info.get("data_from_config", True):
+        raise ConfigError(
+            f"{run_dir} was written from the Python API on tensors passed to build_trainer(config, splits=...), "
+            f"which its config cannot reload, so it has no config.yaml for kdgan evaluate. {API_EVALUATE}"
+        )
 
 
 def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
     """Rebuild the run from its config.yaml, load student.pt, and score it on val and test."""
+    if (run_dir / "student.pt").is_file() and not (run_dir / "config.yaml").is_file():
+        refuse_runs_written_without_a_config(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "student.pt").is_file():
         raise ConfigError(f"{run_dir} is not a finished run: it needs config.yaml and student.pt")
     config = load_config(run_dir / "config.yaml")

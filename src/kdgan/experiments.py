@@ -18,10 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from kdgan.build import build_trainer
-from kdgan.checkpoint import atomic_save
+from kdgan.checkpoint import atomic_save, load_checkpoint
 from kdgan.config import RunConfig
 from kdgan.data import Splits
 from kdgan.engine import RunResult, Trainer
@@ -29,6 +27,7 @@ from kdgan.models import count_parameters
 from kdgan.runs import environment, git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
+WEIGHTS_HINT = "delete it to train that baseline again"
 
 
 def variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfig:
@@ -117,7 +116,7 @@ class Comparison:
         module = trainer.method.players[role].module
         self.params[role] = count_parameters(module)
         if path is not None and path.is_file() and self.done(setting, name, config.seed):
-            module.load_state_dict(torch.load(path, map_location=splits.train.x.device))
+            module.load_state_dict(load_checkpoint(path, map_location=splits.train.x.device, fix=WEIGHTS_HINT))
         else:
             started = time.perf_counter()
             summary = summarize(trainer.fit(), config.seed)

@@ -3,10 +3,11 @@
 Only the student is exported: it takes the ordinary input ``x`` alone (never the teacher's
 privileged inputs). The exported graph has one input named ``input`` of shape
 ``(batch, *in_shape)`` with a dynamic batch dimension and one output ``logits`` of shape
-``(batch, num_classes)``. The run's input shape, label count, method and dataset travel inside
-the file (ONNX metadata properties; a ``kdgan.json`` extra file in TorchScript), including
-``standardize``: when true the run standardised each image (zero mean, unit variance) and a
-deployment must do the same before calling the graph; :func:`kdgan.predict.predict` does.
+``(batch, num_classes)``. The graph takes raw inputs: the preprocessing the run applied to its
+data (per-image standardisation, or per-feature z-scoring with the training split's statistics)
+is part of it, in front of the network. The run's input shape, label count and names, method,
+dataset and preprocessing travel inside the file (ONNX metadata properties; a ``kdgan.json``
+extra file in TorchScript).
 
 ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs only the ``onnx``
 package, while the newer torch.export-based one also needs ``onnxscript`` and writes the weights
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 import kdgan
 from kdgan.errors import ConfigError, DataError, KDGANError
@@ -40,6 +42,11 @@ METADATA_FILE = "kdgan.json"  # the TorchScript extra file holding the metadata
 INSTALL = "pip install kdgan[export]"
 VERIFY_BATCHES = (1, 7)  # batch sizes checked against PyTorch after export (dynamic batch dimension)
 ATOL = 1e-4
+MIN_OPSET = 7  # the oldest ONNX opset PyTorch's exporter writes
+# What a run directory holds (kdgan train, --resume, evaluate read them): exports never replace these.
+RUN_FILES = frozenset({
+    "student.pt", "last.pt", "best.pt", "config.yaml", "run.json", "final.json", "metrics.jsonl", "tensorboard",
+})
 
 
 class ExportError(KDGANError, RuntimeError):
@@ -48,30 +55,46 @@ class ExportError(KDGANError, RuntimeError):
 
 def export_student(
     run_dir: str | Path, fmt: Format = "onnx", out: str | Path | None = None, opset: int = 17,
-    verify: bool = True,
+    verify: bool = True, *, module: nn.Module | None = None,
 ) -> Path:
-    """Export the student of ``run_dir`` to ``out`` and return the written path.
+    """Export the student of ``run_dir`` (a run directory or a student.pt) to ``out`` and return
+    the written path.
 
-    ``out`` is a file, or an existing folder (which receives ``student.onnx`` /
-    ``student.torchscript.pt``); by default the file goes into the run directory. With ``verify``,
+    ``out`` is a file, or a folder (an existing one, or a path ending with a slash) which receives
+    ``student.onnx`` / ``student.torchscript.pt``; by default the file goes into the run directory.
+    A path that would replace one of a run's own files is refused. ``module`` is the network for a
+    student.pt holding a custom network (see :func:`kdgan.student.save_student`). With ``verify``,
     the written model is loaded back and must match PyTorch within 1e-4 at batch sizes 1 and 7
-    (for ONNX this needs ``onnxruntime``; without it only the ONNX checker runs).
+    (for ONNX this needs ``onnxruntime``; without it only the ONNX checker runs). The file appears
+    only once it is complete and verified: a failed export leaves nothing behind.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "onnx":
+        if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+            raise ConfigError(f"ONNX opset {opset!r} is not supported: choose {MIN_OPSET} or newer (default 17)")
         require("onnx", INSTALL, "ONNX export")  # before loading anything: fail fast
-    student = open_student(run_dir)
+    student = open_student(run_dir, module)
     target = _target(student, fmt, out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        _export_onnx(student, target, opset)
-        runner = _onnx_runner(target) if verify and available("onnxruntime") else None
-    else:
-        _export_torchscript(student, target)
-        runner = _torchscript_runner(target) if verify else None
-    if runner is not None:
-        _check_matches(student, runner, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission, ...
+        raise ConfigError(
+            f"cannot create the output folder {target.parent} ({err.strerror}); choose another --out"
+        ) from None
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        if fmt == "onnx":
+            _export_onnx(student, partial, opset)
+            runner = _onnx_runner(partial) if verify and available("onnxruntime") else None
+        else:
+            _export_torchscript(student, partial)
+            runner = _torchscript_runner(partial) if verify else None
+        if runner is not None:
+            _check_matches(student, runner, target)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 
@@ -82,7 +105,8 @@ def metadata(student: LoadedStudent) -> dict[str, Any]:
         "num_classes": student.num_classes, "method": student.method, "dataset": student.dataset,
         "input": INPUT_NAME, "output": OUTPUT_NAME,
         "input_range": list(student.input_range) if student.input_range else None,
-        "standardize": student.standardize,  # per-image standardisation expected before the graph
+        "label_names": student.label_names,
+        "preprocess": {**student.describe_preprocess(), "in_graph": True},  # the graph takes raw inputs
     }
 
 
@@ -110,19 +134,41 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- writing
 def _target(student: LoadedStudent, fmt: str, out: str | Path | None) -> Path:
-    """``out`` names a file, or a folder when it exists as one or ends with a slash."""
+    """``out`` names a file, or a folder when it exists as one or ends with a slash. Refused: the
+    student file itself, and any path in a run directory that names one of its own files (or an
+    existing file that is not an earlier export)."""
     name = "student" + SUFFIXES[fmt]
+    if out is not None and not str(out).strip():
+        raise ConfigError("--out is empty; pass an output file or folder, or leave it out to write into the run")
     target = student.path.parent / name if out is None else Path(out)
     if target.is_dir() or str(out).endswith(("/", os.sep)):
         target = target / name
     if target.resolve() == student.path.resolve():
         raise ConfigError(f"refusing to overwrite the run's checkpoint {student.path}; choose another output path")
+    folder = target.parent.resolve()
+    runs = [d for d in (folder, *folder.parents) if _is_run_dir(d)]
+    replaces_own_file = folder in runs and target.name in RUN_FILES
+    replaces_other_file = bool(runs) and target.exists() and not target.name.endswith(tuple(SUFFIXES.values()))
+    if replaces_own_file or replaces_other_file:
+        raise ConfigError(
+            f"refusing to write the export to {target}: it would replace a file of the run in {runs[0]}; "
+            f"choose another name (e.g. {target.parent / name}) or a folder outside the run"
+        )
     return target
 
 
+def _is_run_dir(folder: Path) -> bool:
+    return any((folder / run_file).exists() for run_file in RUN_FILES)
+
+
 def _example(student: LoadedStudent, batch: int, seed: int = 0) -> torch.Tensor:
-    """Inputs in the training range [0, 1], seeded so that checks are reproducible."""
+    """Seeded inputs like the training data: for per-feature statistics, drawn around the training
+    mean with its standard deviation (a constant feature stays constant, as in real inputs); else
+    in the images' range [0, 1]."""
     generator = torch.Generator().manual_seed(seed)
+    if student.preprocess["kind"] == "per_feature":
+        noise = torch.randn((batch, *student.in_shape), generator=generator)
+        return student.preprocess["mean"] + noise * student.preprocess["std"]
     return torch.rand((batch, *student.in_shape), generator=generator)
 
 

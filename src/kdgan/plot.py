@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from kdgan.errors import ConfigError, DataError
+from kdgan.errors import ConfigError, DataError, UnsafeFileError
 
 XAxis = Literal["epoch", "seconds"]
 X_AXES = ("epoch", "seconds")
@@ -58,12 +59,14 @@ def run_label(run_dir: str | Path) -> str:
         except yaml.YAMLError:
             method = None
     if method is None and (run_dir / "student.pt").is_file():
-        import torch
+        from kdgan.checkpoint import load_checkpoint
 
         try:
-            saved = torch.load(run_dir / "student.pt", map_location="cpu", weights_only=False)
+            saved = load_checkpoint(run_dir / "student.pt", map_location="cpu")
             method = saved["run_info"]["config"]["method"]
-        except Exception:  # an unreadable or older file: fall back to the directory name
+        except UnsafeFileError:  # a file that could run code is an error, not a missing label
+            raise
+        except Exception:  # a damaged or older file: fall back to the directory name
             method = None
     return str(method) if method else run_dir.name
 
@@ -119,9 +122,13 @@ def plot_runs(
         raise ConfigError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     if labels is not None and len(labels) != len(run_dirs):
         raise ConfigError(f"{len(labels)} labels given for {len(run_dirs)} runs; give one per run")
+    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():  # a folder: the plot goes in it
+        out = Path(out) / f"{metric}.png"
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise ConfigError(f"plot output {out} must be a .png file")
+        raise ConfigError(f"plot output {out} must be a .png file (or a folder to write METRIC.png in)")
+    if out.is_dir():
+        raise ConfigError(f"plot output {out} is a folder; choose another file name")
     series = []
     for run_dir in run_dirs:
         records = read_metrics(run_dir)
@@ -146,8 +153,13 @@ def plot_runs(
     axes.set_title(title or metric)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, format="png")
+    except OSError as err:  # a parent that is a file, no permission, disk full
+        blocker = next((parent for parent in out.parents if parent.exists()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker and not blocker.is_dir() else err.strerror or err
+        raise ConfigError(f"cannot write the plot {out} ({reason}); choose another --out") from None
     return out
 
 

@@ -4,8 +4,9 @@ Inputs are brought to what the student was trained on: the recorded input shape,
 in [0, 1] (MNIST and Fashion-MNIST pixels /255, scikit-learn digits /16). 8-bit data (IDX files,
 images, uint8 arrays) is divided by 255; float arrays are taken as they are unless ``scale`` says
 otherwise. Values outside the training range of a built-in dataset are refused rather than
-silently misclassified. Runs trained with ``data.standardize`` get each input standardised the
-same way after that check. Images are converted to the model's channels (grayscale for one) and
+silently misclassified. The run's own preprocessing (per-image standardisation, per-feature
+z-scoring with the training statistics) is part of the loaded student and applied after that
+check: inputs are given raw. Images are converted to the model's channels (grayscale for one) and
 resized to its height and width; training images have bright ink on a dark background, so dark-
 on-light scans need ``invert=True``.
 """
@@ -23,17 +24,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kdgan.data.files import IMAGE_SUFFIXES, read_images, read_npy
 from kdgan.data.idx import read_idx
 from kdgan.errors import ConfigError, DataError
 from kdgan.student import LoadedStudent, open_student
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 IDX_UINT8 = 0x08  # the IDX type code of unsigned bytes, the only one read_idx reads
-CLASS_NAMES: dict[str, list[str]] = {
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                      "Bag", "Ankle boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
 SCALE_HINT = "pass scale=N (--scale N) to divide them: 16 for raw scikit-learn digits (0..16), 255 for 8-bit pixels"
 
 PathLike = str | Path
@@ -54,33 +50,32 @@ def predict(
     ``input_path`` is one or several IDX files, .npy files, image files or folders of images.
     Each returned row holds ``index``, ``input`` (file name, with ``[i]`` for rows of a file),
     ``prediction`` and ``score`` (the top label) and ``top_k``, a list of ``{"class", "score"}``
-    best first (plus ``"name"`` where the dataset has class names).
+    best first (plus ``"name"`` where the run saved label names).
     """
-    student = open_student(run_dir)
+    return predict_student(open_student(run_dir), input_path, top_k, scale=scale, invert=invert,
+                           batch_size=batch_size)
+
+
+def predict_student(
+    student: LoadedStudent, input_path: PathLike | Sequence[PathLike], top_k: int = 1, *,
+    scale: float | None = None, invert: bool = False, batch_size: int = 1024,
+) -> list[dict[str, Any]]:
+    """:func:`predict` with an already loaded student (e.g. a custom network, see
+    :func:`kdgan.student.open_student`)."""
     if not 1 <= top_k <= student.num_classes:
         raise ConfigError(f"top_k must be between 1 and the model's {student.num_classes} labels, got {top_k}")
     x, names = load_inputs(input_path, student, scale=scale, invert=invert)
-    scores = predict_scores(student.module, preprocess(x, student), batch_size)
+    scores = predict_scores(student.module, x, batch_size)  # the module applies the run's preprocessing
     values, classes = scores.topk(top_k, dim=-1)
-    class_names = CLASS_NAMES.get(student.dataset or "")
     rows = []
     for index, (name, row_classes, row_scores) in enumerate(zip(names, classes.tolist(), values.tolist(), strict=True)):
         top = [{"class": c, "score": s} for c, s in zip(row_classes, row_scores, strict=True)]
-        if class_names and len(class_names) == student.num_classes:
+        if student.label_names:
             for entry in top:
-                entry["name"] = class_names[entry["class"]]
+                entry["name"] = student.label_names[entry["class"]]
         rows.append({"index": index, "input": name, "prediction": top[0]["class"], "score": top[0]["score"],
                      "top_k": top})
     return rows
-
-
-def preprocess(x: Tensor, student: LoadedStudent) -> Tensor:
-    """What the run did to every split after loading it: per-image standardisation, if configured."""
-    if student.standardize:
-        from kdgan.data.augment import standardize
-
-        return standardize(x)
-    return x
 
 
 @torch.inference_mode()
@@ -167,57 +162,6 @@ def read_idx_inputs(path: Path) -> np.ndarray:
     return read_idx(path, (IDX_UINT8 << 8) | ndim)
 
 
-def read_npy(path: Path) -> np.ndarray:
-    """A numeric array from a .npy file (no pickled objects)."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path} could not be read as a .npy array ({err})") from None
-    if array.dtype == np.bool_:
-        array = array.astype(np.float32)
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise DataError(f"{path} holds {array.dtype} values; save real numbers (float32 in [0, 1])")
-    return array
-
-
-def read_images(paths: Sequence[Path], in_shape: tuple[int, ...], scale: float | None = None,
-                invert: bool = False) -> np.ndarray:
-    """Images as (N, C, H, W) floats: C=1 grayscale or C=3 RGB, resized to the model's H x W."""
-    from PIL import Image, UnidentifiedImageError
-
-    if len(in_shape) != 3 or in_shape[0] not in (1, 3):
-        raise DataError(
-            f"the model takes inputs of shape {tuple(in_shape)}, not images (channels 1 or 3, height, width); "
-            "pass a .npy array of that shape instead"
-        )
-    channels, height, width = in_shape
-    out = np.empty((len(paths), channels, height, width), dtype=np.float32)
-    for i, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                image.load()
-                image = _flatten_alpha(image)
-                image = image.convert("L" if channels == 1 else "RGB")
-                shrink = image.width >= width and image.height >= height
-                resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
-                pixels = np.asarray(image.resize((width, height), resample), dtype=np.float32)
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"{path} could not be read as an image ({err})") from None
-        out[i] = pixels.reshape(height, width, channels).transpose(2, 0, 1)
-    return _maybe_invert(out / np.float32(scale or 255.0), invert)
-
-
-def _flatten_alpha(image: Any) -> Any:
-    """Transparent images over a white page: ink drawn on a transparent canvas stays visible."""
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        page = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(page, rgba).convert("RGB")
-    return image
-
-
 def _maybe_invert(array: np.ndarray, invert: bool) -> np.ndarray:
     return 1.0 - array if invert else array
 
@@ -277,6 +221,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
-def format_json(rows: Sequence[dict[str, Any]]) -> str:
-    """Predictions as a JSON array (the rows of :func:`predict`)."""
-    return json.dumps(list(rows), indent=2)
+def format_json(rows: Sequence[dict[str, Any]], student: LoadedStudent) -> str:
+    """Predictions as a JSON object: the student file, the preprocessing applied to the inputs
+    before the network, the label names (or null) and ``predictions``, the rows of :func:`predict`."""
+    return json.dumps({
+        "student": str(student.path), "preprocess": student.describe_preprocess(),
+        "label_names": student.label_names, "predictions": list(rows),
+    }, indent=2)

@@ -13,9 +13,10 @@ import torch
 import yaml
 
 import kdgan
-from kdgan.checkpoint import atomic_write_text
-from kdgan.config import RunConfig, dump_config, load_config
+from kdgan.checkpoint import atomic_write_text, remove_stale_temporaries, stale_temporaries
+from kdgan.config import RunConfig, load_config
 from kdgan.errors import ConfigError
+from kdgan.runlock import LOCK_NAME, run_lock
 
 BUILTIN_CONFIGS = Path(__file__).parent / "configs"
 
@@ -64,34 +65,78 @@ def differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") ->
     return changed
 
 
+def run_dir_contents(out: Path) -> list[Path]:
+    """What ``out`` holds besides its lock file and the temporary files of killed writes."""
+    if not out.is_dir():
+        return []
+    ignored = {LOCK_NAME, *(p.name for p in stale_temporaries(out))}
+    return [p for p in out.iterdir() if p.name not in ignored]
+
+
 def prepare_run_dir(out: Path, config: RunConfig, resume: bool) -> None:
-    """Create ``out`` for a new run, or check it holds the run being resumed."""
-    holds_run = out.exists() and any(out.iterdir())
-    if holds_run and not resume:
-        raise ConfigError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    if resume and holds_run:
-        saved_path = out / "config.yaml"
-        if not saved_path.is_file():
-            raise ConfigError(f"--resume: {out} has no config.yaml, so it is not a kdgan run directory (or it was "
-                              "damaged); choose another --out to start a new run")
-        try:
-            raw = yaml.safe_load(saved_path.read_text())
-            missing = sorted(set(config.to_dict()) - set(raw or {})) if isinstance(raw, dict | None) else ["all"]
-            if missing:
-                raise ConfigError(f"keys missing: {', '.join(missing)}")
-            saved = load_config(saved_path)
-        except (ConfigError, yaml.YAMLError) as err:
-            raise ConfigError(f"--resume: the saved {saved_path} is incomplete or damaged ({err}); start a new run "
-                              "in another --out") from None
-        changed = differences(saved.to_dict(), config.to_dict())
-        if changed:
+    """Create ``out`` for a new run, or check it holds the run being resumed. Takes (or shares) the
+    run's lock, so a second writer is refused before anything is written.
+
+    A folder left by a run killed before it wrote config.yaml (empty, or holding only the lock and
+    temporary files) is a new run, with or without ``resume``; with ``resume``, a missing run.json
+    is written again."""
+    with run_lock(out):
+        contents = run_dir_contents(out)
+        if contents and not resume:
+            if not (out / "last.pt").exists() and (out / "config.yaml").is_file():
+                raise ConfigError(f"{out} already holds a run; pass --resume to continue it (it stopped before its "
+                                  "first checkpoint, so it starts again from scratch with the same config) or "
+                                  "choose another --out")
             raise ConfigError(
-                f"--resume: the config differs from the one saved in {saved_path} ({'; '.join(changed[:5])}); "
-                "resume with the same config and --set values"
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "config.yaml")
-    atomic_write_text(out / "run.json", json.dumps(environment(config.device), indent=2) + "\n")
+        remove_stale_temporaries(out)
+        resumed = resume and bool(contents)
+        if resumed:
+            check_saved_config(out, config)
+        record_run(out, config.to_dict(), config.device, starts=not resumed)
+
+
+def check_saved_config(out: Path, config: RunConfig) -> None:
+    """Refuse to resume ``out`` when its config.yaml is missing, damaged, or differs from ``config``."""
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"--resume: {out} has no config.yaml, so it is not a kdgan run directory (or it was "
+                          "damaged); choose another --out to start a new run")
+    try:
+        raw = yaml.safe_load(saved_path.read_text())
+        missing = sorted(set(config.to_dict()) - set(raw or {})) if isinstance(raw, dict | None) else ["all"]
+        if missing:
+            raise ConfigError(f"keys missing: {', '.join(missing)}")
+        saved = load_config(saved_path)
+    except (ConfigError, yaml.YAMLError) as err:
+        raise ConfigError(f"--resume: the saved {saved_path} is incomplete or damaged ({err}); start a new run "
+                          "in another --out") from None
+    changed = differences(saved.to_dict(), config.to_dict())
+    if changed:
+        raise ConfigError(
+            f"--resume: the config differs from the one saved in {saved_path} ({'; '.join(changed[:5])}); "
+            "resume with the same config and --set values"
+        )
+
+
+def record_run(out: Path, config: dict[str, Any] | None, device: str, starts: bool) -> None:
+    """Write what a run records about itself: config.yaml (the resolved config, which ``kdgan
+    evaluate`` rebuilds the run from) and run.json (versions, machine, command).
+
+    A resumed run (``starts`` False) only gets what is missing, e.g. the run.json of a run killed
+    between its two writes. A run that ``starts`` in ``out`` also replaces a config.yaml that
+    differs (an earlier run there), and run.json with it. ``config`` None (a run built from the
+    Python API without a config) then removes such a config.yaml, which would describe another run."""
+    config_path, info_path = out / "config.yaml", out / "run.json"
+    if config is None:
+        changed = starts and config_path.is_file()
+        if changed:
+            config_path.unlink()
+    else:
+        text = yaml.safe_dump(config, sort_keys=False)
+        changed = not config_path.is_file() or (starts and config_path.read_bytes() != text.encode())
+        if changed:
+            atomic_write_text(config_path, text)
+    if changed or not info_path.is_file():
+        atomic_write_text(info_path, json.dumps(environment(device), indent=2) + "\n")

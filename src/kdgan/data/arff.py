@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from kdgan.data.core import TensorData
+from kdgan.data.idx import check_data_dir
 from kdgan.errors import DataError
 
 # name -> (folder, training file, test file, label XML), as distributed in Mulan's repository
@@ -429,7 +430,8 @@ def _parse_data(lines: list[str], start: int, attrs: list[Attribute], path: Path
     for mask, parse in ((sparse_mask, _parse_sparse), (~sparse_mask, _parse_dense)):
         rows = np.flatnonzero(mask)
         if len(rows):
-            parse([kept[r] for r in rows], rows, line_no, attrs, out, path)
+            with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, reported by read_arff
+                parse([kept[r] for r in rows], rows, line_no, attrs, out, path)
     return out
 
 
@@ -525,6 +527,17 @@ def read_arff(
                 "declared {0,1} (or numeric with values 0 and 1)"
             )
     data = _parse_data(lines, start, attrs, path)
+    if len(data) == 0:
+        raise DataError(f"{path} has no data rows after its @data line (line {start}); the file is empty or "
+                        "truncated: download it again")
+    finite = np.isfinite(data)
+    if not finite.all():
+        r, c = (int(v[0]) for v in np.nonzero(~finite))
+        line = _data_line_numbers(lines, start)[r]
+        raise DataError(
+            f"{path}, line {line}: attribute {attrs[c].name!r} has value {data[r, c]}; NaN and infinite values "
+            "(or numbers beyond float32's range) are not supported: impute or remove the row"
+        )
     y = np.ascontiguousarray(data[:, columns])
     bad = (y != 0) & (y != 1)
     if bad.any():
@@ -567,6 +580,7 @@ def mulan_dir(name: str, directory: str | Path | None) -> Path:
             f"to a folder holding them or a '{folder}/' or 'multilabel/{folder}/' subfolder"
         )
     base = Path(root).expanduser()
+    check_data_dir(base)
     candidates = [base / folder, base / "multilabel" / folder, base]
     for candidate in candidates:
         if (candidate / train).is_file():

@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from kdgan.data.core import TensorData
+from kdgan.data.idx import check_data_dir
 from kdgan.errors import DataError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -250,7 +252,10 @@ def decode_jpeg_members(archive: zipfile.ZipFile, names: list[str]) -> np.ndarra
                         "the archive is not CIFAR-10"
                     )
                 out[i] = np.asarray(rgb)
-        except (UnidentifiedImageError, OSError, zipfile.BadZipFile, EOFError) as err:
+        except DataError:
+            raise
+        except (UnidentifiedImageError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError,
+                ValueError, SyntaxError) as err:  # a damaged member: bad CRC, deflate data or header fields
             raise DataError(
                 f"{archive.filename}:{name} could not be decoded ({err}); the archive is corrupt: copy it again"
             ) from None
@@ -365,8 +370,7 @@ def load_cifar10_pool(directory: str | None) -> tuple[TensorData, TensorData]:
     base = Path(root).expanduser()
     if base.is_file() and base.name.endswith((".tar.gz", ".tgz", ".tar")):
         return load_cifar10_tarball(base)
-    if not base.is_dir():
-        raise DataError(f"data directory {base} does not exist; pass an existing folder with --data-dir")
+    check_data_dir(base)
     for candidate in (base, base / "cifar10", base / "cifar-10"):
         if not candidate.is_dir():
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,18 +102,31 @@ class TensorData:
 
 @dataclass
 class Splits:
-    """Training (the n labelled examples), validation (model selection) and test sets."""
+    """Training (the n labelled examples), validation (model selection) and test sets.
+
+    ``label_names`` names the labels in class-index order when the data says what they are
+    (saved with the student, so that ``kdgan predict`` can print them); ``preprocess`` is the
+    input preprocessing already applied to every split's ``x``, as plain data (see
+    :mod:`kdgan.preprocess`), so that a deployed student can apply it to raw inputs."""
 
     train: TensorData
     val: TensorData
     test: TensorData
+    label_names: list[str] | None = None
+    preprocess: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.label_names is not None and len(self.label_names) != self.num_classes:
+            raise DataError(
+                f"label_names has {len(self.label_names)} names but the data has {self.num_classes} labels"
+            )
 
     @property
     def num_classes(self) -> int:
         return self.train.num_classes
 
     def to(self, device: torch.device | str) -> Splits:
-        return Splits(self.train.to(device), self.val.to(device), self.test.to(device))
+        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
 
 
 def balanced_subset(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

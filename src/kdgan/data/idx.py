@@ -60,9 +60,14 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
 def load_idx_split(directory: Path, split: str) -> TensorData:
     images_name, labels_name = FILES[split]
-    images = read_idx(_find(directory, images_name), IMAGE_MAGIC)
+    images_path = _find(directory, images_name)
+    images = read_idx(images_path, IMAGE_MAGIC)
     labels_path = _find(directory, labels_name)
     labels = read_idx(labels_path, LABEL_MAGIC)
+    if images.ndim != 3 or 0 in images.shape:
+        raise DataError(f"{images_path} holds images of shape {list(images.shape)}; an IDX image file holds N >= 1 "
+                        "images of height x width pixels: the file is damaged or from another dataset, download it "
+                        "again")
     if len(images) != len(labels):
         raise DataError(f"{directory}: {len(images)} {split} images but {len(labels)} labels; one of the files is "
                         "from another dataset or damaged: download them again")
@@ -71,6 +76,16 @@ def load_idx_split(directory: Path, split: str) -> TensorData:
                         "labels file is damaged or from another dataset: download it again")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return TensorData(x, torch.from_numpy(labels.astype(np.int64)), 10)
+
+
+def check_data_dir(base: Path) -> None:
+    """Refuse a data directory that does not exist or is a file, saying which."""
+    if base.is_dir():
+        return
+    if base.exists():
+        raise DataError(f"data directory {base} is a file, not a folder; pass the folder that holds the dataset's "
+                        "files with --data-dir or KDGAN_DATA")
+    raise DataError(f"data directory {base} does not exist; pass an existing folder with --data-dir or KDGAN_DATA")
 
 
 def resolve_dir(name: str, directory: str | None) -> Path:
@@ -86,12 +101,18 @@ def resolve_dir(name: str, directory: str | None) -> Path:
     for candidate in (base / name, base):
         if candidate.is_dir() and any(candidate.glob("t10k-*")):
             return candidate
-    if not base.is_dir():
-        raise DataError(f"data directory {base} does not exist; pass an existing folder with --data-dir or KDGAN_DATA")
+    check_data_dir(base)
     return base / name if (base / name).is_dir() else base
 
 
 def load_idx_pool(name: str, directory: str | None) -> tuple[TensorData, TensorData]:
     """Return (60k training pool, 10k test set) of an IDX dataset as 1x28x28 images in [0, 1]."""
     folder = resolve_dir(name, directory)
-    return load_idx_split(folder, "train"), load_idx_split(folder, "test")
+    train, test = load_idx_split(folder, "train"), load_idx_split(folder, "test")
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise DataError(
+            f"{folder}: the training images are {'x'.join(map(str, train.x.shape[2:]))} pixels but the test images "
+            f"{'x'.join(map(str, test.x.shape[2:]))} ({_find(folder, FILES['test'][0])}); the files come from "
+            "different datasets: download them again"
+        )
+    return train, test

@@ -26,12 +26,14 @@ import numpy as np
 import torch
 
 from kdgan.data.core import TensorData
+from kdgan.data.files import read_npy
 from kdgan.errors import DataError
 
 log = logging.getLogger(__name__)
 
 FEATURES, TEXTS, TAGS, SPLIT = "features.npy", "texts.txt", "tags.txt", "split.txt"
 _TAG_SEP = re.compile(r"[\s,]+")
+_NOT_IN_TAGS = re.compile(r"[;|\[\]{}\"]")
 
 
 @dataclass
@@ -61,6 +63,19 @@ def _read_lines(path: Path) -> list[str]:
 def parse_tags(line: str) -> list[str]:
     """The distinct tags of one line, in order of first appearance."""
     return list(dict.fromkeys(t for t in _TAG_SEP.split(line.strip()) if t))
+
+
+def check_tag_format(tag_lists: list[list[str]], path: Path) -> None:
+    """Refuse tags that show a guessed file format (JSON lists, ';' or '|' separated tags), which
+    would otherwise be read as odd tags such as '["beach"' without a word."""
+    for number, tags in enumerate(tag_lists, start=1):
+        for tag in tags:
+            found = _NOT_IN_TAGS.search(tag)
+            if found:
+                raise DataError(
+                    f"{path}, line {number}: tag {tag!r} holds {found.group()!r}; {TAGS} lists each post's tags "
+                    "as plain words separated by spaces and/or commas, e.g. 'beach, sunset dog'"
+                )
 
 
 def top_tags(tag_lists: list[list[str]], k: int) -> list[str]:
@@ -117,16 +132,18 @@ def read_yfcc(
         raise DataError(f"text_features must be 'tfidf' or 'count', got {text_features!r}")
     if top_k < 1:
         raise DataError(f"top_k must be at least 1, got {top_k}")
-    try:
-        features = np.load(folder / FEATURES, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{folder / FEATURES} could not be read as a .npy array ({err})") from None
+    features = read_npy(folder / FEATURES)  # the reader `kdgan predict` uses: no pickles, numbers only
     if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
         raise DataError(
             f"{folder / FEATURES} must be a 2-d numeric (N, D) array, got shape {features.shape} of {features.dtype}"
         )
-    if not np.isfinite(features).all():
-        raise DataError(f"{folder / FEATURES} holds NaN or infinite values; clean or impute them first")
+    finite = np.isfinite(features).all(1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{folder / FEATURES} holds NaN or infinite values (first in row {row}, counting from 0); "
+                        "clean or impute them first")
+    if len(features) == 0:
+        raise DataError(f"{folder / FEATURES} has no rows; it needs one row of features per post")
     n = len(features)
     texts = _read_lines(folder / TEXTS)
     tag_lines = _read_lines(folder / TAGS)
@@ -136,6 +153,7 @@ def read_yfcc(
         raise DataError(f"{folder}: the files must describe the same posts, one per row/line, but have {found}")
     is_train = _split_mask(folder, n, test_fraction, seed)
     tag_lists = [parse_tags(line) for line in tag_lines]
+    check_tag_format(tag_lists, folder / TAGS)
     vocab_tags = top_tags([t for t, keep in zip(tag_lists, is_train, strict=True) if keep], top_k)
     if not vocab_tags:
         raise DataError(f"{folder / TAGS}: the training posts have no tags at all; check the file and the split")
