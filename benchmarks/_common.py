@@ -184,7 +184,7 @@ def mnist_specs() -> dict[str, dict[str, Any]]:
 def digits_specs() -> dict[str, dict[str, Any]]:
     """The players of configs/digits_kdgan.yaml."""
     from kdgan.config import load_config
-    from kdgan.runs import find_config
+    from kdgan.training.runs import find_config
 
     config = load_config(find_config("digits_kdgan"))
     return {role: dict(config.player(role).model) for role in ("student", "teacher", "discriminator")}

@@ -3,7 +3,7 @@
 Protocol (per seed, as in ``kdgan demo``): the teacher and the student are pretrained once with the
 supervised loss (a plain loop for a fixed number of epochs, outside the timings); every method
 then starts from those two networks, pretrains its discriminator as configured (KDGAN and NaGAN,
-counted in its time) and trains for the same number of epochs through ``kdgan.build.build_trainer``
+counted in its time) and trains for the same number of epochs through ``kdgan.training.build.build_trainer``
 and ``Trainer.fit``. Curves come from the engine's history (stage "train": ``val_accuracy`` and
 ``seconds``, the engine's wall clock, restarted at the first epoch of the game: D's pretraining is
 reported apart). The benchmark also wraps the trainer's ``_train_epoch`` and ``_evaluate_epoch``
@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from _common import DATA_DIR, finish, load_data, machine, mnist_specs, parser, save_figure, setup, table
 
-from kdgan.build import build_trainer
 from kdgan.config import RunConfig, from_dict, load_config, merge, parse_overrides
-from kdgan.metrics import evaluate_logits, predict_logits
+from kdgan.evaluation.metrics import evaluate_logits, predict_logits
 from kdgan.models import build_model
-from kdgan.runs import find_config
+from kdgan.training.build import build_trainer
+from kdgan.training.runs import find_config
 
 METHODS = ("kdgan", "nagan", "distn")
 

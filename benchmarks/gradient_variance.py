@@ -3,7 +3,7 @@
 On MNIST (n labelled examples), the paper's student (MLP 784-800-800-10) is pretrained with the
 supervised loss and the paper's discriminator (LeNet conv32/conv64/fc1024) is pretrained with the
 discriminator loss against it (NaGAN's pretraining stages, through the engine). Then, on one fixed
-batch, the student's adversarial loss ``kdgan.sampling.adversarial_loss`` (minimax form, one
+batch, the student's adversarial loss ``kdgan.methods.sampling.adversarial_loss`` (minimax form, one
 sample per example) is differentiated many times with fresh noise, for ``concrete``,
 ``straight_through`` and ``reinforce`` at several temperatures (REINFORCE does not use the
 temperature: it is drawn once and compared with every temperature).
@@ -30,9 +30,9 @@ import torch
 from _common import finish, load_data, machine, mnist_specs, parser, setup, table
 
 from kdgan import NaGAN, Player, TrainConfig, Trainer
-from kdgan.losses import generator_loss
+from kdgan.methods.losses import generator_loss
+from kdgan.methods.sampling import adversarial_loss
 from kdgan.models import build_model
-from kdgan.sampling import adversarial_loss
 
 ESTIMATORS = ("concrete", "straight_through", "reinforce")
 

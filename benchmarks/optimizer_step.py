@@ -1,5 +1,5 @@
 """Cost of one optimizer step for the MNIST and digits players: Adam with ``foreach=True`` (as
-``kdgan.players.Player.create`` builds it), ``fused=True`` and the plain for-loop.
+``kdgan.training.players.Player.create`` builds it), ``fused=True`` and the plain for-loop.
 
 Gradients are fixed random tensors; each variant updates its own copy of the parameters. Median
 and minimum of many steps after warm-up (CPU time with one thread, else wall clock synchronised).

@@ -10,7 +10,7 @@ cross-entropy, backward and optimizer step of each network alone, in a bare loop
 - ``round-nocache``  the method's round with ``train.cache_outputs=false``: every step runs the
                      other players' forwards it needs;
 - ``round``          the round as shipped: the fixed players' outputs come from the engine's
-                     output cache (``kdgan.cache``), refilled only after their owner updates.
+                     output cache (``kdgan.training.cache``), refilled only after their owner updates.
 
 Rounds are timed in steady state (the cache carries over from the previous round, as in training).
 Every variant gets its own copy of the same initial players; repetitions rotate the variants'

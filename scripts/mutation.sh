@@ -4,8 +4,8 @@
 # nothing mutmut writes (its mutants/ folder, its result files) ever lands in src/.
 #
 #   pip install "mutmut==3.8.1"        # into the project's venv; not in the dev extra (it pulls textual, libcst)
-#   scripts/mutation.sh maths          # losses.py, sampling.py, methods/
-#   scripts/mutation.sh engine         # engine.py, cache.py, players.py (optimizers, lr schedule)
+#   scripts/mutation.sh maths          # methods/ (incl. losses.py, sampling.py)
+#   scripts/mutation.sh engine         # training/engine.py, cache.py, players.py (optimizers, lr schedule)
 #   scripts/mutation.sh all            # both, one after the other (the default)
 #
 # One worker and one torch thread: the development machine has two shared cores. Results are
@@ -61,10 +61,10 @@ if [[ ! $which =~ ^(maths|engine|all)$ ]]; then
     exit 2
 fi
 if [[ $which != engine ]]; then
-    run_set maths "src/kdgan/losses.py src/kdgan/sampling.py src/kdgan/methods/*" \
+    run_set maths "src/kdgan/methods/*" \
         "tests/test_losses.py tests/test_sampling.py tests/test_method_maths.py"
 fi
 if [[ $which != maths ]]; then
-    run_set engine "src/kdgan/engine.py src/kdgan/cache.py src/kdgan/players.py" \
+    run_set engine "src/kdgan/training/engine.py src/kdgan/training/cache.py src/kdgan/training/players.py" \
         "tests/test_engine.py tests/test_cache.py tests/test_training_options.py"
 fi

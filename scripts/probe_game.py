@@ -13,11 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-from kdgan.checkpoint import load_checkpoint
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison
-from kdgan.runs import find_config
+from kdgan.experiments.comparison import Comparison
+from kdgan.storage import load_checkpoint
+from kdgan.training.runs import find_config
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison, summarize
-from kdgan.runs import find_config
+from kdgan.experiments.comparison import Comparison, summarize
+from kdgan.training.runs import find_config
 
 
 def grid_points(grid: list[str]) -> list[list[str]]:

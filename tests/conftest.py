@@ -30,9 +30,9 @@ SMALL_RUN_OVERRIDES = [
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A finished small digits KDGAN run directory (one per test module)."""
-    from kdgan.build import build_trainer
     from kdgan.config import load_config
-    from kdgan.runs import find_config
+    from kdgan.training.build import build_trainer
+    from kdgan.training.runs import find_config
 
     out = tmp_path_factory.mktemp("run")
     build_trainer(load_config(find_config("digits_kdgan"), SMALL_RUN_OVERRIDES), out_dir=out).fit()

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 
-from kdgan.build import build_trainer
 from kdgan.cli import main
 from kdgan.config import DataConfig, OptimizerConfig, TrainConfig, load_config
 from kdgan.data import Splits, TensorData, load_splits
@@ -30,12 +29,13 @@ from kdgan.data.arff import read_arff
 from kdgan.data.checksums import SHA256, sha256_file, verify_dataset, verify_file
 from kdgan.data.cifar import load_cifar10_pool
 from kdgan.data.idx import load_idx_pool
-from kdgan.engine import LOSS_WARNING, Trainer
 from kdgan.errors import ConfigError, DataError, DivergenceError, KDGANError
 from kdgan.methods import Method, get_method
 from kdgan.models import MLP
-from kdgan.players import Player
-from kdgan.runs import find_config
+from kdgan.training.build import build_trainer
+from kdgan.training.engine import LOSS_WARNING, Trainer
+from kdgan.training.players import Player
+from kdgan.training.runs import find_config
 
 # a run that trains one game epoch and nothing else: the fastest full run of digits_kdgan
 FAST = [
@@ -834,7 +834,7 @@ BAD_CHECKPOINTS = [
 
 @pytest.mark.parametrize(("change", "message"), BAD_CHECKPOINTS)
 def test_resume_from_a_foreign_or_incomplete_last_checkpoint(capsys, tmp_path, finished_run, change, message):
-    from kdgan.checkpoint import load_checkpoint
+    from kdgan.storage import load_checkpoint
 
     run = copy_run(finished_run, tmp_path)
     torch.save(change(load_checkpoint(run / "last.pt")), run / "last.pt")

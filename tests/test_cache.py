@@ -5,12 +5,12 @@ from collections import Counter
 import pytest
 import torch
 
-from kdgan.build import build_trainer
-from kdgan.cache import OutputCache
 from kdgan.config import DataConfig, load_config
 from kdgan.data import load_splits
 from kdgan.data.core import Batch, TensorData
-from kdgan.runs import find_config
+from kdgan.training.build import build_trainer
+from kdgan.training.cache import OutputCache
+from kdgan.training.runs import find_config
 
 from .conftest import tiny_overrides
 

@@ -5,7 +5,7 @@ import pytest
 from kdgan.config import RunConfig, from_dict, load_config, parse_overrides
 from kdgan.errors import ConfigError
 from kdgan.methods.kdgan import KDGANOptions
-from kdgan.runs import find_config
+from kdgan.training.runs import find_config
 
 
 def test_unknown_key_names_the_key_and_the_valid_ones():

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from kdgan.build import build_trainer, load_student, load_weights
 from kdgan.cli import main
 from kdgan.config import load_config
 from kdgan.data import Splits, TensorData, load_splits
 from kdgan.data.cifar import CLASSES as CIFAR_CLASSES
 from kdgan.errors import DataError
-from kdgan.metrics import evaluate_logits
+from kdgan.evaluation.metrics import evaluate_logits
+from kdgan.evaluation.ranking import ranking_metrics
 from kdgan.optional import available
-from kdgan.ranking import ranking_metrics
+from kdgan.training.build import build_trainer, load_student, load_weights
 
 needs_onnx = pytest.mark.skipif(
     not (available("onnx") and available("onnxruntime")), reason="needs onnx and onnxruntime (kdgan[export])"

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from kdgan.build import load_student
 from kdgan.data import TensorData
+from kdgan.training.build import load_student
 
 from .conftest import tiny_overrides
 

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from kdgan.build import build_trainer, load_student
 from kdgan.config import DataConfig, load_config
 from kdgan.data import load_splits
 from kdgan.errors import ConfigError, DataError, DivergenceError
-from kdgan.runs import find_config, prepare_run_dir
+from kdgan.training.build import build_trainer, load_student
+from kdgan.training.runs import find_config, prepare_run_dir
 
 from .conftest import tiny_overrides
 

@@ -13,17 +13,17 @@ from torch import nn
 
 import kdgan
 from kdgan import Player, Splits, Supervised, TensorData, TrainConfig, Trainer
-from kdgan.build import build_trainer, load_student
 from kdgan.cli import main
 from kdgan.config import load_config
 from kdgan.data.augment import standardize
+from kdgan.data.preprocess import per_feature
+from kdgan.deploy.export import ExportError, export_student, read_metadata
+from kdgan.deploy.student_file import student_record
 from kdgan.errors import ConfigError, DataError
-from kdgan.export import ExportError, export_student, read_metadata
 from kdgan.models import build_model
 from kdgan.optional import MissingDependencyError, available
-from kdgan.preprocess import per_feature
-from kdgan.runs import find_config
-from kdgan.student import student_record
+from kdgan.training.build import build_trainer, load_student
+from kdgan.training.runs import find_config
 
 needs_ort = pytest.mark.skipif(
     not (available("onnx") and available("onnxruntime")),

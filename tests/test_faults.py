@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdgan import checkpoint
-from kdgan.checkpoint import atomic_save
+from kdgan import storage
 from kdgan.cli import main
 from kdgan.errors import OutputError
+from kdgan.storage import atomic_save
 
 from .conftest import tiny_overrides
 
@@ -308,7 +308,7 @@ def test_atomic_save_crash_in_fsync_or_rename_keeps_the_previous_file(saved, mon
         def crash(*args, name=name, **kwargs):
             raise OSError(5, f"Input/output error in {name}")
 
-        monkeypatch.setattr(checkpoint.os, name, crash)
+        monkeypatch.setattr(storage.os, name, crash)
         with pytest.raises(OSError, match=f"error in {name}"):
             atomic_save({"epoch": 2, "weights": torch.zeros(1000)}, path)
         monkeypatch.undo()
@@ -317,7 +317,7 @@ def test_atomic_save_crash_in_fsync_or_rename_keeps_the_previous_file(saved, mon
 
 def test_atomic_save_first_write_that_fails_leaves_nothing(tmp_path, monkeypatch):
     path = tmp_path / "new" / "student.pt"
-    monkeypatch.setattr(checkpoint.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("rename failed")))
+    monkeypatch.setattr(storage.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("rename failed")))
     with pytest.raises(OSError, match="rename failed"):
         atomic_save({"x": 1}, path)
     assert list(path.parent.iterdir()) == []
@@ -420,7 +420,7 @@ def test_atomic_save_on_a_full_disk_says_so_and_keeps_the_previous_file(saved, m
     """The real torch.save, whose writes fail with ENOSPC: torch reports that as a RuntimeError
     ('unexpected pos ...'); atomic_save reports the disk-full error it hides."""
     path, old = saved
-    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode: io.BufferedWriter(NearlyFullDisk(fd, mode)))
+    monkeypatch.setattr(storage.os, "fdopen", lambda fd, mode: io.BufferedWriter(NearlyFullDisk(fd, mode)))
     with pytest.raises(OutputError) as caught:
         atomic_save({"epoch": 2, "weights": torch.zeros(100_000)}, path)
     monkeypatch.undo()
@@ -439,7 +439,7 @@ def test_atomic_write_text_on_a_full_disk_says_so_and_keeps_the_previous_file(tm
 
     monkeypatch.setattr(Path, "write_text", full)
     with pytest.raises(OutputError, match=f"cannot write {path}: the disk is full .* the previous {path} is intact"):
-        checkpoint.atomic_write_text(path, "{...}")
+        storage.atomic_write_text(path, "{...}")
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"] and path.read_text() == "{}\n"
 

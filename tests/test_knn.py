@@ -8,7 +8,7 @@ import torch
 from sklearn.neighbors import KNeighborsRegressor
 
 from kdgan.data.core import TensorData
-from kdgan.knn import knn_predict, knn_scores
+from kdgan.evaluation.knn import knn_predict, knn_scores
 
 # four 1-d training points and their tags (3 labels)
 TRAIN_X = torch.tensor([[0.0], [1.0], [3.0], [10.0]])

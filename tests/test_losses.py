@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from kdgan.losses import (
+from kdgan.methods.losses import (
     discriminator_loss,
     distillation_loss,
     generator_loss,

@@ -1,7 +1,7 @@
 """Every method's loss, for every role, against its docstring formula written out by hand.
 
 The players are tiny linear networks with fixed weights, so every logit is known; the formulas
-below use only plain tensor operations (log-softmax, exp, sums), never :mod:`kdgan.losses`.
+below use only plain tensor operations (log-softmax, exp, sums), never :mod:`kdgan.methods.losses`.
 Random draws (Gumbel noise, NOISY's mask) are replayed from the same seed. Options are chosen
 so that swapping two weights, dropping a term or a mask, or changing a reduction moves the
 value. A method added to the registry fails :func:`test_every_registered_method_has_a_case`
@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from kdgan.data.core import Batch
 from kdgan.methods import METHODS
 from kdgan.methods.base import Method
-from kdgan.players import Player
-from kdgan.sampling import TemperatureSchedule, adversarial_loss, concrete_sample, gumbel_noise
+from kdgan.methods.sampling import TemperatureSchedule, adversarial_loss, concrete_sample, gumbel_noise
+from kdgan.training.players import Player
 
 K = 4  # labels
 X = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7], [-0.2, 0.8, 0.1], [1.0, 1.0, -1.0], [0.0, -0.5, 0.9]])
@@ -288,7 +288,7 @@ def test_privileged_inputs_reach_only_the_privileged_roles():
 
 # ----------------------------------------------------------------- losses.py and sampling.py
 def test_kl_sigmoid_by_hand():
-    from kdgan.losses import kl_sigmoid
+    from kdgan.methods.losses import kl_sigmoid
 
     zs, zt = torch.tensor([[0.0, 2.0], [1.0, -1.0]]), torch.tensor([[1.0, 0.0], [-2.0, 3.0]])
     temp = 2.0
@@ -301,7 +301,7 @@ def test_kl_sigmoid_by_hand():
 
 
 def test_binary_cross_entropy_sums_labels_and_averages_rows():
-    from kdgan.losses import binary_cross_entropy
+    from kdgan.methods.losses import binary_cross_entropy
 
     logits, target = torch.tensor([[0.0, math.log(3.0)], [2.0, -1.0]]), torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     s = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
@@ -310,7 +310,7 @@ def test_binary_cross_entropy_sums_labels_and_averages_rows():
 
 
 def test_kl_default_temperature_is_three_and_l2_ignores_temperature():
-    from kdgan.losses import kl_temperature, l2_logits
+    from kdgan.methods.losses import kl_temperature, l2_logits
 
     zs, zt = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[2.0, 0.0, -1.0]])
     assert kl_temperature(zs, zt).item() == pytest.approx(kl(zs, zt, 3.0).item(), rel=1e-6)
@@ -318,7 +318,7 @@ def test_kl_default_temperature_is_three_and_l2_ignores_temperature():
 
 
 def test_soft_cross_entropy_with_a_soft_target_and_batch_mean():
-    from kdgan.losses import soft_cross_entropy
+    from kdgan.methods.losses import soft_cross_entropy
 
     logits = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]])
     target = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
@@ -327,7 +327,7 @@ def test_soft_cross_entropy_with_a_soft_target_and_batch_mean():
 
 
 def test_discriminator_loss_averages_over_rows_and_ignores_fake_gradients():
-    from kdgan.losses import discriminator_loss
+    from kdgan.methods.losses import discriminator_loss
 
     g = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
     p_u, p_fake = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.3, 0.7], [0.6, 0.4]], requires_grad=True)
@@ -337,7 +337,7 @@ def test_discriminator_loss_averages_over_rows_and_ignores_fake_gradients():
 
 
 def test_generator_loss_default_is_minimax():
-    from kdgan.losses import generator_loss
+    from kdgan.methods.losses import generator_loss
 
     s = torch.tensor([1.5, -0.5])
     assert torch.allclose(generator_loss(s), log_sigmoid(-s))
@@ -409,7 +409,7 @@ def test_sampling_defaults_and_errors():
     with pytest.raises(ValueError, match="^unknown estimator 'gumbel'; choose one of concrete, straight_through, "
                        "reinforce, exact$"):
         adversarial_loss(logits, g, 0.5, "gumbel")
-    from kdgan.losses import distillation_loss
+    from kdgan.methods.losses import distillation_loss
 
     with pytest.raises(ValueError, match=f"^unknown distillation loss 'cosine'; choose one of {DISTILLS}$"):
         distillation_loss("cosine")
@@ -496,8 +496,8 @@ def test_method_construction_errors_and_defaults():
 
 
 def test_forward_serves_cached_logits_only_for_fixed_players_without_gradient():
-    from kdgan.cache import OutputCache
     from kdgan.data.core import TensorData
+    from kdgan.training.cache import OutputCache
 
     method = make("codis")
     data = TensorData(X, Y, K, PRIV)

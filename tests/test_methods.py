@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from kdgan.build import build_trainer
 from kdgan.config import DataConfig, load_config
 from kdgan.data import load_splits
 from kdgan.methods import METHODS
-from kdgan.runs import find_config
+from kdgan.training.build import build_trainer
+from kdgan.training.runs import find_config
 
 from .conftest import tiny_overrides
 

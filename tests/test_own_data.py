@@ -14,13 +14,13 @@ import yaml
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from kdgan.build import build_trainer
 from kdgan.cli import main
 from kdgan.config import DataConfig, load_config
 from kdgan.data import load_splits
+from kdgan.deploy.student_file import open_student
 from kdgan.errors import ConfigError, DataError
 from kdgan.models.two_view import TwoView
-from kdgan.student import open_student
+from kdgan.training.build import build_trainer
 
 DIGITS = load_digits()
 TINY = {

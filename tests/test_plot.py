@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdgan.build import build_trainer
 from kdgan.config import load_config
 from kdgan.errors import ConfigError, DataError
-from kdgan.plot import curves, default_labels, plot_runs, read_metrics, run_label
-from kdgan.runs import find_config
+from kdgan.evaluation.plot import curves, default_labels, plot_runs, read_metrics, run_label
+from kdgan.training.build import build_trainer
+from kdgan.training.runs import find_config
 
 
 def fake_run(path, method: str, epochs: int = 4, offset: float = 0.0):

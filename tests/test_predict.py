@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from kdgan.build import load_student
 from kdgan.data import LABEL_NAMES
+from kdgan.deploy.predict import fit_shape, format_json, format_table, predict, scores_from_logits
+from kdgan.deploy.student_file import open_student, student_record
 from kdgan.errors import ConfigError, DataError
-from kdgan.predict import fit_shape, format_json, format_table, predict, scores_from_logits
-from kdgan.student import open_student, student_record
+from kdgan.training.build import load_student
 
 
 @pytest.fixture(scope="module")

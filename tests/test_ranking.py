@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, label_ranking_average_precision_score, ndcg_score
 
-from kdgan.ranking import (
+from kdgan.evaluation.ranking import (
     average_precision,
     f_at_k,
     ndcg_at_k,

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from kdgan.cli import main
-from kdgan.experiments import commits_note
-from kdgan.reproduce import epochs_to_reach, reproduce_table1, speed_markdown
-from kdgan.reproduce_tags import reproduce_table2
-from kdgan.runs import git_commit
+from kdgan.experiments.comparison import commits_note
+from kdgan.experiments.reproduce import epochs_to_reach, reproduce_table1, speed_markdown
+from kdgan.experiments.reproduce_tags import reproduce_table2
+from kdgan.training.runs import git_commit
 
 SMALL_MNIST = [
     "student.model.hidden=[32]", "teacher.model.channels=[4,8]", "teacher.model.fc=32",
@@ -65,7 +65,7 @@ def test_commits_note_counts_runs_per_commit_including_unstamped_ones():
 
 
 def test_recording_a_run_keeps_the_saved_environment_and_stamps_the_commit(tmp_path):
-    from kdgan.experiments import Comparison
+    from kdgan.experiments.comparison import Comparison
 
     (tmp_path / "results.json").write_text(json.dumps(
         {"results": {}, "params": {}, "environment": {"git_commit": "trained-here"}}))
@@ -107,7 +107,7 @@ def test_table2_refuses_unknown_dataset(tmp_path):
 
 
 def test_curves_fall_back_to_validation_accuracy_without_per_epoch_test_scores(tmp_path):
-    from kdgan.reproduce import plot_curves
+    from kdgan.experiments.reproduce import plot_curves
 
     run = {"seed": 0, "curve": [{"epoch": i, "seconds": 1.0 + i, "val_accuracy": 0.5 + 0.1 * i} for i in range(3)]}
     report = {"dataset": "cifar10", "sizes": [500], "seeds": 1, "results": {"500": {"kdgan": [run], "distn": [run]}}}
@@ -118,7 +118,7 @@ def test_curves_fall_back_to_validation_accuracy_without_per_epoch_test_scores(t
 
 
 def test_mean_std_shows_no_spread_for_a_single_run():
-    from kdgan.experiments import mean_std
+    from kdgan.experiments.comparison import mean_std
 
     assert mean_std([0.5]) == "50.00"
     assert mean_std([0.5, 0.7]) == "60.00 ± 14.14"

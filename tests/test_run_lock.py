@@ -1,4 +1,4 @@
-"""One writer per run directory (``kdgan.runlock``), and run directories written by the Python API.
+"""One writer per run directory (``kdgan.training.runlock``), and run directories written by the Python API.
 
 The lock is tested with real processes: a child that holds a run's lock (or a real ``kdgan train``)
 while this process tries to write the same run, then is killed with SIGKILL.
@@ -22,17 +22,17 @@ import torch
 from torch import nn
 
 from kdgan import Player, Splits, Supervised, TensorData, TrainConfig, Trainer
-from kdgan.build import build_trainer
 from kdgan.cli import main
 from kdgan.config import load_config
 from kdgan.errors import ConfigError, RunInUseError
-from kdgan.runlock import LOCK_NAME, acquire, check_not_in_use, release, run_lock
-from kdgan.runs import find_config
+from kdgan.training.build import build_trainer
+from kdgan.training.runlock import LOCK_NAME, acquire, check_not_in_use, release, run_lock
+from kdgan.training.runs import find_config
 
 from .conftest import tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-HOLD = "import sys, time; from pathlib import Path; from kdgan.runlock import acquire; " \
+HOLD = "import sys, time; from pathlib import Path; from kdgan.training.runlock import acquire; " \
        "acquire(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)"
 
 
@@ -73,7 +73,8 @@ def test_a_second_writer_is_refused_naming_the_holder_until_the_holder_is_killed
                                                                                 monkeypatch):
     run = tmp_path / "run"
     (run / ".last.pt.abc.tmp").write_bytes(b"the holder's checkpoint being written")
-    monkeypatch.setattr("kdgan.build.build_trainer", lambda *a, **k: pytest.fail("refused only after the build"))
+    refuse = lambda *a, **k: pytest.fail("refused only after the build")  # noqa: E731
+    monkeypatch.setattr("kdgan.training.build.build_trainer", refuse)
     for resume in (False, True):
         err = cli_error(capsys, train_args(run, resume=resume))
         assert f"{run} is in use: another kdgan process is writing it (pid {holder.proc.pid} on host " \
@@ -210,7 +211,7 @@ def test_a_run_of_a_custom_network_says_why_kdgan_evaluate_cannot_rebuild_it(tmp
     assert f"{run} was written from the Python API (Trainer(out_dir=...)) without a config, so kdgan evaluate " \
            "cannot rebuild its data and networks" in err
     assert "trainer.evaluate(trainer.method.evaluated, 'test')" in err
-    assert "kdgan.build.build_trainer(config, out_dir=...)" in err
+    assert "kdgan.build_trainer(config, out_dir=...)" in err
 
 
 def test_a_run_on_tensors_passed_to_build_trainer_says_why_kdgan_evaluate_cannot_reload_them(tmp_path, capsys):

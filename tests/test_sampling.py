@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kdgan.sampling import TemperatureSchedule, adversarial_loss, concrete_sample, straight_through
+from kdgan.methods.sampling import TemperatureSchedule, adversarial_loss, concrete_sample, straight_through
 
 
 def test_argmax_frequencies_match_probabilities():

@@ -4,7 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from kdgan.runs import git_commit
+from kdgan.training.runs import git_commit
 
 from .conftest import tiny_overrides
 

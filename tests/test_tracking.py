@@ -24,7 +24,7 @@ def scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
 
 @needs_tensorboard
 def test_every_numeric_key_becomes_a_scalar_of_its_stage(tmp_path):
-    from kdgan.tracking import TensorBoardLogger
+    from kdgan.training.tracking import TensorBoardLogger
 
     with TensorBoardLogger(tmp_path / "tb") as logger:
         record = {"stage": "train", "epoch": 0, "loss_student": 0.5, "val_accuracy": 0.75, "tau": 1,
@@ -41,7 +41,7 @@ def test_every_numeric_key_becomes_a_scalar_of_its_stage(tmp_path):
 
 @needs_tensorboard
 def test_replay_of_a_run_directory(tmp_path):
-    from kdgan.tracking import replay_run
+    from kdgan.training.tracking import replay_run
 
     run = tmp_path / "run"
     run.mkdir()
@@ -54,7 +54,7 @@ def test_replay_of_a_run_directory(tmp_path):
 
 def test_missing_tensorboard_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # makes the import fail
-    from kdgan.tracking import TensorBoardLogger
+    from kdgan.training.tracking import TensorBoardLogger
 
     with pytest.raises(MissingDependencyError, match="needs the 'tensorboard' package.*pip install tensorboard"):
         TensorBoardLogger(tmp_path / "tb")

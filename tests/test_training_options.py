@@ -16,9 +16,9 @@ from torch import Tensor, nn
 from kdgan.config import DataConfig, OptimizerConfig, TrainConfig
 from kdgan.data import load_splits
 from kdgan.data.core import Splits, TensorData
-from kdgan.engine import Trainer
 from kdgan.methods import Mimic, NaGAN, Supervised
-from kdgan.players import Player
+from kdgan.training.engine import Trainer
+from kdgan.training.players import Player
 
 K = 4
 X = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7], [-0.2, 0.8, 0.1], [1.0, 1.0, -1.0],
@@ -314,8 +314,7 @@ def test_game_records_hold_the_annealed_temperature_and_pretraining_records_do_n
 def test_seconds_add_up_the_epochs_training_time(monkeypatch):
     import itertools
 
-    from kdgan import engine
-
+    from kdgan.training import engine
     clock = itertools.count(start=0.0, step=0.12345)
     monkeypatch.setattr(engine.time, "perf_counter", lambda: next(clock))
     result = trainer(OptimizerConfig(), epochs=3).fit()
@@ -371,7 +370,7 @@ def test_kdgan_game_records_score_the_teacher_but_not_the_discriminator_as_a_cla
 def test_run_files_hold_the_history_the_result_and_the_selected_student(tmp_path):
     import json
 
-    from kdgan.checkpoint import load_checkpoint
+    from kdgan.storage import load_checkpoint
 
     splits = Splits(SPLITS.train, SPLITS.val, SPLITS.test, label_names=["a", "b", "c", "d"],
                     preprocess={"kind": "per_image"})
@@ -394,7 +393,7 @@ def test_a_run_without_game_epochs_saves_the_student_as_it_is(tmp_path):
     t = Trainer(Supervised({"student": Player.create(linear())}), SPLITS, TrainConfig(progress=False, epochs=0),
                 batch_size=len(X), out_dir=tmp_path)
     result = t.fit()
-    from kdgan.checkpoint import load_checkpoint
+    from kdgan.storage import load_checkpoint
 
     student = load_checkpoint(tmp_path / "student.pt")
     assert student["epoch"] == -1 == result.selected_epoch and student["val_value"] == result.val["accuracy"]
@@ -456,7 +455,7 @@ def test_select_metric_chooses_the_validation_score_that_selects_the_epoch(tmp_p
     result = t.fit()
     scores = [r["val_p@3"] for r in result.history]
     assert result.selected_epoch == scores.index(max(scores))
-    from kdgan.checkpoint import load_checkpoint
+    from kdgan.storage import load_checkpoint
 
     assert load_checkpoint(tmp_path / "student.pt")["metric"] == "p@3"
     auto = Trainer(Supervised({"student": Player.create(linear())}), splits, TrainConfig(progress=False))

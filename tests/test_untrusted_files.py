@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from kdgan.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from kdgan.cli import main
 from kdgan.data.cifar import parse_pickle_batch
 from kdgan.errors import DataError, UnsafeFileError
+from kdgan.storage import atomic_save, load_checkpoint
+from kdgan.training.seeding import rng_state, set_rng_state
 
 from .conftest import SMALL_RUN_OVERRIDES
 

@@ -1,24 +1,67 @@
 """kdgan: knowledge distillation with generative adversarial networks, in plain PyTorch.
 
-The main pieces: :class:`Player` (a network with its optimizer), the methods in
-:mod:`kdgan.methods` (``KDGAN``, ``NaGAN``, ``Distn``, ...), and :class:`Trainer`, which runs a
-method on :class:`TensorData` splits.
+The package reads as the system it implements:
+
+- :mod:`kdgan.data` — datasets, splits, preprocessing and the readers of users' own files;
+- :mod:`kdgan.models` — the students', teachers' and discriminators' networks;
+- :mod:`kdgan.methods` — one file per method (``KDGAN``, ``NaGAN``, ``Distn``, ...): its players,
+  their update order and ``loss(role, batch)``, with the losses and label samplers they use;
+- :mod:`kdgan.training` — the :class:`Trainer` that runs a method (engine, players, checkpoints,
+  run directories, seeding, torchrun);
+- :mod:`kdgan.evaluation` — accuracy and ranking metrics, kNN tag scores, evaluating and plotting runs;
+- :mod:`kdgan.experiments` — the comparison of methods behind ``kdgan demo`` and ``kdgan reproduce``;
+- :mod:`kdgan.deploy` — the finished student: load, predict, export (imports nothing from training);
+- :mod:`kdgan.config`, :mod:`kdgan.storage`, :mod:`kdgan.errors`, :mod:`kdgan.cli`.
+
+The names below are imported on first use, so ``import kdgan.deploy.predict`` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from kdgan.build import build_trainer  # noqa: E402
-from kdgan.config import DataConfig, OptimizerConfig, PlayerConfig, RunConfig, TrainConfig, load_config  # noqa: E402
-from kdgan.data import Batch, Splits, TensorData, load_splits  # noqa: E402
-from kdgan.engine import RunResult, Trainer  # noqa: E402
-from kdgan.export import export_student  # noqa: E402
-from kdgan.methods import KDGAN, METHODS, Codis, Distn, Mimic, NaGAN, Noisy, Supervised  # noqa: E402
-from kdgan.players import Player  # noqa: E402
-from kdgan.student import load_student, open_student, save_student  # noqa: E402
-
+_PUBLIC = {
+    "DataConfig": "kdgan.config", "OptimizerConfig": "kdgan.config", "PlayerConfig": "kdgan.config",
+    "RunConfig": "kdgan.config", "TrainConfig": "kdgan.config", "load_config": "kdgan.config",
+    "Batch": "kdgan.data", "Splits": "kdgan.data", "TensorData": "kdgan.data", "load_splits": "kdgan.data",
+    "export_student": "kdgan.deploy.export",
+    "load_student": "kdgan.deploy.student_file", "open_student": "kdgan.deploy.student_file",
+    "save_student": "kdgan.deploy.student_file",
+    "KDGAN": "kdgan.methods", "METHODS": "kdgan.methods", "Codis": "kdgan.methods", "Distn": "kdgan.methods",
+    "Mimic": "kdgan.methods", "NaGAN": "kdgan.methods", "Noisy": "kdgan.methods", "Supervised": "kdgan.methods",
+    "build_trainer": "kdgan.training.build", "RunResult": "kdgan.training.engine", "Trainer": "kdgan.training.engine",
+    "Player": "kdgan.training.players",
+}
 __all__ = [
-    "KDGAN", "METHODS", "Batch", "Codis", "DataConfig", "Distn", "Mimic", "NaGAN", "Noisy", "OptimizerConfig",
-    "Player", "PlayerConfig", "RunConfig", "RunResult", "Splits", "Supervised", "TensorData", "TrainConfig",
-    "Trainer", "build_trainer", "load_config", "load_splits",
-    "export_student", "load_student", "open_student", "save_student",
+    "Batch", "Codis", "DataConfig", "Distn", "KDGAN", "METHODS", "Mimic", "NaGAN", "Noisy",
+    "OptimizerConfig", "Player", "PlayerConfig", "RunConfig", "RunResult", "Splits", "Supervised",
+    "TensorData", "TrainConfig", "Trainer", "build_trainer", "export_student", "load_config", "load_splits",
+    "load_student", "open_student", "save_student",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from the module that defines it the first time it is asked for."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'kdgan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+if TYPE_CHECKING:
+    from kdgan.config import DataConfig, OptimizerConfig, PlayerConfig, RunConfig, TrainConfig, load_config
+    from kdgan.data import Batch, Splits, TensorData, load_splits
+    from kdgan.deploy.export import export_student
+    from kdgan.deploy.student_file import load_student, open_student, save_student
+    from kdgan.methods import KDGAN, METHODS, Codis, Distn, Mimic, NaGAN, Noisy, Supervised
+    from kdgan.training.build import build_trainer
+    from kdgan.training.engine import RunResult, Trainer
+    from kdgan.training.players import Player

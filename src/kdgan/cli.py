@@ -21,11 +21,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from kdgan.build import build_trainer, method_options
     from kdgan.config import load_config
-    from kdgan.distributed import barrier, setup
-    from kdgan.runlock import check_not_in_use, check_output_dir, output_error, run_lock
-    from kdgan.runs import find_config, prepare_run_dir
+    from kdgan.storage import output_error
+    from kdgan.training.build import build_trainer, method_options
+    from kdgan.training.distributed import barrier, setup
+    from kdgan.training.runlock import check_not_in_use, check_output_dir, run_lock
+    from kdgan.training.runs import find_config, prepare_run_dir
 
     overrides = list(args.set)
     if args.data_dir:
@@ -58,14 +59,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from kdgan.evaluate import evaluate_run
+    from kdgan.evaluation.evaluate import evaluate_run
 
     print(json.dumps(evaluate_run(Path(args.run_dir), args.data_dir), indent=2))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from kdgan.demo import DEMO_METHODS, markdown_table, run_demo
+    from kdgan.experiments.demo import DEMO_METHODS, markdown_table, run_demo
 
     check_at_least_one(args.seeds, "--seeds")
     methods = args.methods.split(",") if args.methods else DEMO_METHODS
@@ -76,8 +77,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from kdgan.reproduce import TABLE1_CONFIGS, TABLE1_METHODS, reproduce_table1
-    from kdgan.reproduce_tags import TABLE2_CONFIGS
+    from kdgan.experiments.reproduce import TABLE1_CONFIGS, TABLE1_METHODS, reproduce_table1
+    from kdgan.experiments.reproduce_tags import TABLE2_CONFIGS
 
     datasets = TABLE1_CONFIGS if args.table == "table1" else TABLE2_CONFIGS
     if args.dataset not in datasets:  # checked first: the name is also part of the default results folder
@@ -87,13 +88,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     methods = args.methods.split(",") if args.methods else TABLE1_METHODS
     out = Path(args.out or f"runs/{args.table}-{args.dataset}")
     if args.table == "table1":
-        from kdgan.reproduce import table1_markdown
+        from kdgan.experiments.reproduce import table1_markdown
 
         report = reproduce_table1(args.dataset, sizes, args.seeds, out, methods, args.epochs, args.device,
                                   args.data_dir, args.set, args.progress, args.report_only)
         print(table1_markdown(report))
     else:
-        from kdgan.reproduce_tags import reproduce_table2, table2_markdown
+        from kdgan.experiments.reproduce_tags import reproduce_table2, table2_markdown
 
         report = reproduce_table2(args.dataset, args.seeds, out, args.methods.split(",") if args.methods else None,
                                   args.epochs, args.device, args.data_dir, args.set, args.progress, args.report_only)
@@ -120,7 +121,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from kdgan.export import export_student
+    from kdgan.deploy.export import export_student
 
     # args.out stays a str: its trailing slash marks a folder
     print(export_student(Path(args.run_dir), args.format, args.out, args.opset, verify=not args.no_verify))
@@ -128,8 +129,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from kdgan.predict import format_json, format_table, predict_student
-    from kdgan.student import open_student
+    from kdgan.deploy.predict import format_json, format_table, predict_student
+    from kdgan.deploy.student_file import open_student
 
     student = open_student(Path(args.run_dir))
     rows = predict_student(student, [Path(p) for p in args.inputs], top_k=args.top_k, scale=args.scale,
@@ -139,7 +140,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from kdgan.plot import plot_runs
+    from kdgan.evaluation.plot import plot_runs
 
     # args.out stays a str: its trailing slash marks a folder
     print(plot_runs(args.run_dirs, args.out, metric=args.metric, x=args.x, include_pretrain=args.pretrain))

@@ -180,7 +180,7 @@ class TrainConfig:
     ``tensorboard`` (also log every epoch record to OUT_DIR/tensorboard), ``precision`` (``bf16``:
     autocast the players' forward passes to bfloat16) and ``compile`` (``torch.compile`` each
     player's network); both are off by default since they did not help on CPU. ``cache_outputs``
-    reuses the eval-mode logits of players that are not updating (see :mod:`kdgan.cache`); it is
+    reuses the eval-mode logits of players that are not updating (see :mod:`kdgan.training.cache`); it is
     exact, and skipped by itself when training inputs are augmented or under torchrun.
     ``report_players`` also scores, each game epoch, the other classifier (e.g. the teacher) on
     validation and the discriminator's accuracy on validation pairs; off saves that evaluation."""

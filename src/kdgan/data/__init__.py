@@ -19,10 +19,10 @@ from kdgan.data.core import (
 from kdgan.data.digits import load_digits_pool
 from kdgan.data.idx import load_idx_pool, resolve_dir
 from kdgan.data.own import DEFAULT_TEST_FRACTION, load_arrays, load_image_folder
+from kdgan.data.preprocess import apply_preprocess, per_feature, per_image
 from kdgan.data.twoview import TWO_VIEWS, split_views, two_view
 from kdgan.data.yfcc import read_yfcc
 from kdgan.errors import ConfigError
-from kdgan.preprocess import apply_preprocess, per_feature, per_image
 
 # A loader reads the data section and returns (training pool, test set), or (training pool, test
 # set, label names) when the files name the labels; the names are saved with the student for

@@ -107,7 +107,7 @@ class Splits:
     ``label_names`` names the labels in class-index order when the data says what they are
     (saved with the student, so that ``kdgan predict`` can print them); ``preprocess`` is the
     input preprocessing already applied to every split's ``x``, as plain data (see
-    :mod:`kdgan.preprocess`), so that a deployed student can apply it to raw inputs."""
+    :mod:`kdgan.data.preprocess`), so that a deployed student can apply it to raw inputs."""
 
     train: TensorData
     val: TensorData

@@ -9,9 +9,9 @@ from torch import Tensor
 
 from kdgan.data.core import Batch
 from kdgan.errors import ConfigError
-from kdgan.losses import discriminator_loss
 from kdgan.methods.base import Method
-from kdgan.sampling import ESTIMATORS, TemperatureSchedule, adversarial_loss
+from kdgan.methods.losses import discriminator_loss
+from kdgan.methods.sampling import ESTIMATORS, TemperatureSchedule, adversarial_loss
 
 
 @dataclass

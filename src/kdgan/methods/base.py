@@ -2,7 +2,7 @@
 
 A method owns named players (``student``, ``teacher``, ``discriminator``), says which of them are
 updated in each round and in what order (:attr:`Method.schedule`), and gives the loss a player
-minimises on a batch (:meth:`Method.loss`). The :class:`~kdgan.engine.Trainer` does the rest:
+minimises on a batch (:meth:`Method.loss`). The :class:`~kdgan.training.engine.Trainer` does the rest:
 pretraining, the rounds of updates, evaluation, model selection, logging and checkpoints.
 """
 
@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from kdgan.cache import OutputCache
 from kdgan.data.core import Batch, multi_hot, target_distribution
 from kdgan.errors import ConfigError
-from kdgan.losses import binary_cross_entropy, soft_cross_entropy
-from kdgan.players import Player
+from kdgan.methods.losses import binary_cross_entropy, soft_cross_entropy
+from kdgan.training.cache import OutputCache
+from kdgan.training.players import Player
 
 LABEL_LOSSES = ("softmax", "sigmoid")
 
@@ -71,7 +71,7 @@ class Method:
 
     def forward(self, role: str, batch: Batch) -> Tensor:
         """Logits of ``role`` on a batch, from the output cache when ``role`` is not training and
-        no gradient is wanted (see :mod:`kdgan.cache`)."""
+        no gradient is wanted (see :mod:`kdgan.training.cache`)."""
         cache = self.output_cache
         if cache is not None and cache.serves(role, batch):
             return cache.lookup(role, batch)

@@ -11,8 +11,8 @@ from torch import Tensor
 
 from kdgan.data.core import Batch
 from kdgan.errors import ConfigError
-from kdgan.losses import DISTILL_LOSSES, distillation_loss
 from kdgan.methods.adversarial import AdversarialMethod, AdversarialOptions
+from kdgan.methods.losses import DISTILL_LOSSES, distillation_loss
 from kdgan.methods.registry import register
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from kdgan.data.core import Batch
-from kdgan.losses import l2_logits
 from kdgan.methods.distill import FrozenTeacherMethod
+from kdgan.methods.losses import l2_logits
 from kdgan.methods.registry import register
 
 

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from kdgan.data.core import Batch
 from kdgan.errors import ConfigError
-from kdgan.losses import l2_logits
 from kdgan.methods.distill import FrozenTeacherMethod
+from kdgan.methods.losses import l2_logits
 from kdgan.methods.registry import register
 
 

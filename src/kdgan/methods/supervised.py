@@ -11,7 +11,7 @@ from kdgan.data.core import Batch
 from kdgan.errors import ConfigError
 from kdgan.methods.base import Method
 from kdgan.methods.registry import register
-from kdgan.players import Player
+from kdgan.training.players import Player
 
 
 @dataclass

@@ -1,19 +1,59 @@
-"""Atomic checkpoint files: write to a temporary file, flush to disk, then rename."""
+"""Files kdgan writes and reads: atomic writes that never leave a half-written file, errors that
+say why a write failed (disk full, permission, ...), and the one loader of ``.pt`` files, which
+builds only tensors and plain data so that a crafted file cannot run code.
+
+Training, experiments and deployment all write through here; nothing here knows about runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pickle
-import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
 import torch
 
-from kdgan.errors import DataError, UnsafeFileError
-from kdgan.runlock import reported_as_output_error, run_lock
+from kdgan.errors import DataError, OutputError, UnsafeFileError
+
+# What an OSError's errno means for a write, and what the user can do about it.
+WRITE_PROBLEMS = {
+    errno.ENOSPC: ("the disk is full", "free some space and try again"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space and try again"),
+    errno.EACCES: ("permission denied", "choose a folder you can write to"),
+    errno.EPERM: ("permission denied", "choose a folder you can write to"),
+    errno.EROFS: ("the file system is read-only", "choose a folder on a writable disk"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose a path that is not under a file"),
+    errno.EISDIR: ("it is a folder", "choose a file name"),
+}
+
+
+def output_error(path: Path, err: OSError, kept: bool = False) -> OutputError:
+    """``err`` (raised while writing ``path``) as an error that says what happened and what to do;
+    ``kept`` says that an earlier version of ``path`` is still intact."""
+    problem, fix = WRITE_PROBLEMS.get(err.errno, (err.strerror or str(err) or type(err).__name__, "try again"))
+    detail = f" ({err.strerror})" if err.strerror and err.strerror.lower() != problem else ""
+    previous = f"; the previous {path} is intact" if kept else ""
+    error = OutputError(f"cannot write {path}: {problem}{detail}{previous}. To fix: {fix}")
+    error.errno, error.filename = err.errno, str(path)
+    return error
+
+
+@contextlib.contextmanager
+def reported_as_output_error(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into an :class:`OutputError` naming it
+    (and saying whether the previous file at ``path`` survived: writes here are atomic)."""
+    existed = path.exists()
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as err:
+        raise output_error(path, err, kept=existed) from err
 
 
 class _WriteErrorRecorder:
@@ -70,24 +110,6 @@ def atomic_write_text(path: Path, text: str) -> None:
             raise
 
 
-# The files a training run writes through a temporary file; their temporaries are the run's own.
-RUN_FILES = ("last.pt", "best.pt", "student.pt", "config.yaml", "run.json", "final.json")
-
-
-def stale_temporaries(directory: Path) -> list[Path]:
-    """The temporary files of a run's own writes in ``directory`` (``.last.pt.<random>.tmp``,
-    ``.config.yaml.tmp``, ...); files other tools write there (e.g. an export) are not among them."""
-    return sorted(p for name in RUN_FILES for p in directory.glob(f".{name}*.tmp"))
-
-
-def remove_stale_temporaries(directory: Path) -> None:
-    """Delete the temporary files of run writes that a killed process never finished. Runs under
-    the run's lock (taken here, or already held by this thread), so no live writer owns them."""
-    with run_lock(directory):
-        for stale in stale_temporaries(directory):
-            stale.unlink(missing_ok=True)
-
-
 RESTART_HINT = "delete it to restart the run from scratch, or restore a good copy"
 
 
@@ -134,36 +156,3 @@ def _refused_message(path: Path, reason: str) -> str:
         "still loads, also as student.init); a file from elsewhere that you trust you can load yourself "
         "with torch.load(FILE, weights_only=False) and re-save its tensors (e.g. its state_dict) with torch.save"
     )
-
-
-def rng_state(batch_generator: torch.Generator) -> dict[str, Any]:
-    """Every random-number generator a run draws from, as tensors and plain Python data (numpy's
-    key array as a list of ints) so that a checkpoint holding it loads with ``weights_only=True``."""
-    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": keys.tolist(), "position": position, "has_gauss": has_gauss,
-                  "cached_gaussian": cached_gaussian},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "batches": batch_generator.get_state(),
-    }
-
-
-def set_rng_state(state: dict[str, Any], batch_generator: torch.Generator) -> None:
-    """Restore the generators saved by :func:`rng_state` (its tensors may have been loaded onto
-    another device by ``map_location``; generators take CPU tensors)."""
-    random.setstate(state["python"])
-    numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], np.array(numpy["keys"], dtype=np.uint32), numpy["position"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
-    torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    batch_generator.set_state(state["batches"].cpu())
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

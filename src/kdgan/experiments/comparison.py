@@ -18,13 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.build import build_trainer
-from kdgan.checkpoint import atomic_save, load_checkpoint
 from kdgan.config import RunConfig
 from kdgan.data import Splits
-from kdgan.engine import RunResult, Trainer
 from kdgan.models import count_parameters
-from kdgan.runs import environment, git_commit
+from kdgan.storage import atomic_save, load_checkpoint
+from kdgan.training.build import build_trainer
+from kdgan.training.engine import RunResult, Trainer
+from kdgan.training.runs import environment, git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
 WEIGHTS_HINT = "delete it to train that baseline again"

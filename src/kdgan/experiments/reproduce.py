@@ -15,8 +15,8 @@ from typing import Any
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison, commits_note, mean_std
-from kdgan.runs import find_config
+from kdgan.experiments.comparison import Comparison, commits_note, mean_std
+from kdgan.training.runs import find_config
 
 TABLE1_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
 TABLE1_CONFIGS = {"mnist": "mnist_kdgan", "cifar10": "cifar10_kdgan"}

@@ -2,7 +2,7 @@
 
 The score of label l for a query is the weighted fraction of its k nearest training examples
 that carry l:  s_l(q) = sum_j w_j y_jl / sum_j w_j  over the k neighbours j. Scores lie in [0, 1]
-and rank the labels (see kdgan.ranking). Uniform weights give plain voting; ``weights="distance"``
+and rank the labels (see kdgan.evaluation.ranking). Uniform weights give plain voting; ``weights="distance"``
 gives w_j = 1 / d(q, j) and, as in scikit-learn, a query with neighbours at distance exactly 0
 takes the vote of those neighbours only.
 """

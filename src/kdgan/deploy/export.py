@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 import kdgan
+from kdgan.deploy.student_file import LoadedStudent, open_student
 from kdgan.errors import ConfigError, DataError, KDGANError
 from kdgan.optional import available, require
-from kdgan.student import LoadedStudent, open_student
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
@@ -63,7 +63,7 @@ def export_student(
     ``out`` is a file, or a folder (an existing one, or a path ending with a slash) which receives
     ``student.onnx`` / ``student.torchscript.pt``; by default the file goes into the run directory.
     A path that would replace one of a run's own files is refused. ``module`` is the network for a
-    student.pt holding a custom network (see :func:`kdgan.student.save_student`). With ``verify``,
+    student.pt holding a custom network (see :func:`kdgan.deploy.student_file.save_student`). With ``verify``,
     the written model is loaded back and must match PyTorch within 1e-4 at batch sizes 1 and 7
     (for ONNX this needs ``onnxruntime``; without it only the ONNX checker runs). The file appears
     only once it is complete and verified: a failed export leaves nothing behind.

@@ -26,19 +26,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kdgan.cache import OutputCache
-from kdgan.checkpoint import (
-    atomic_save,
-    atomic_write_text,
-    load_checkpoint,
-    remove_stale_temporaries,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
 from kdgan.config import TrainConfig
 from kdgan.data.core import Batch, Splits, TensorData, multi_hot
-from kdgan.distributed import (
+from kdgan.deploy.student_file import student_record
+from kdgan.errors import ConfigError, DataError, DivergenceError
+from kdgan.evaluation.metrics import default_selection_metric, evaluate_logits, predict_logits
+from kdgan.methods.base import Method
+from kdgan.storage import atomic_save, atomic_write_text, load_checkpoint
+from kdgan.training.cache import OutputCache
+from kdgan.training.distributed import (
     DistInfo,
     all_reduce,
     average_gradients,
@@ -46,13 +42,10 @@ from kdgan.distributed import (
     gather_objects,
     gather_rows,
 )
-from kdgan.errors import ConfigError, DataError, DivergenceError
-from kdgan.methods.base import Method
-from kdgan.metrics import default_selection_metric, evaluate_logits, predict_logits
-from kdgan.players import Player
-from kdgan.runlock import run_lock
-from kdgan.runs import record_run
-from kdgan.student import student_record
+from kdgan.training.players import Player
+from kdgan.training.runlock import remove_stale_temporaries, run_lock
+from kdgan.training.runs import record_run
+from kdgan.training.seeding import rng_state, seed_everything, set_rng_state
 
 PRETRAIN_ORDER = ("teacher", "student", "discriminator")
 # A mean epoch loss above this is warned of as a probable divergence: the losses here are cross-
@@ -110,7 +103,7 @@ class Trainer:
     the selected student alone) and final.json; ``run_info`` is stored in the
     checkpoints so that a run can be rebuilt (e.g. the resolved config). ``augment(x, generator)``
     transforms the student's inputs of each training batch (never validation or test).
-    ``dist_info`` (from :func:`kdgan.distributed.setup`) makes this one rank of a data-parallel
+    ``dist_info`` (from :func:`kdgan.training.distributed.setup`) makes this one rank of a data-parallel
     job: ``batch_size`` is then the global batch, and only rank 0 writes files or shows progress.
     """
 
@@ -387,7 +380,7 @@ class Trainer:
         return sums, skipped
 
     def _new_output_cache(self) -> OutputCache | None:
-        """The fixed players' output cache, when it is exact and cheaper (see :mod:`kdgan.cache`)."""
+        """The fixed players' output cache, when it is exact and cheaper (see :mod:`kdgan.training.cache`)."""
         if not self.config.cache_outputs or self.augment is not None or self.dist.enabled:
             return None
         return OutputCache(self.splits.train, self.method.run, chunk=max(self.eval_batch_size, self.local_batch))
@@ -446,7 +439,7 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> RunResult:
         """Run every stage; with ``resume``, continue from ``out_dir/last.pt`` if it exists. The
-        process that writes ``out_dir`` holds its lock meanwhile (:mod:`kdgan.runlock`): a second
+        process that writes ``out_dir`` holds its lock meanwhile (:mod:`kdgan.training.runlock`): a second
         writer is refused with :class:`~kdgan.errors.RunInUseError` before it writes anything."""
         with run_lock(self.out_dir) if self.writes else contextlib.nullcontext():
             return self._fit(resume)
@@ -539,7 +532,7 @@ class Trainer:
         self.history.append(record)
         if self.writes and self.config.tensorboard:
             if self.tensorboard is None:
-                from kdgan.tracking import TensorBoardLogger
+                from kdgan.training.tracking import TensorBoardLogger
 
                 self.tensorboard = TensorBoardLogger(self.out_dir / "tensorboard")
             self.tensorboard.log(record, step=len(self.history))

@@ -1,5 +1,5 @@
 """The demo: every method on the embedded digits data with few labels, several seeds, one table,
-under the protocol of :mod:`kdgan.experiments`."""
+under the protocol of :mod:`kdgan.experiments.comparison`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments import Comparison, mean_std
-from kdgan.runs import find_config
+from kdgan.experiments.comparison import Comparison, mean_std
+from kdgan.training.runs import find_config
 
 DEMO_METHODS = ("mimic", "distn", "noisy", "codis", "nagan", "kdgan")
 

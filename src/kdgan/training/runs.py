@@ -13,12 +13,12 @@ import torch
 import yaml
 
 import kdgan
-from kdgan.checkpoint import atomic_write_text, remove_stale_temporaries, stale_temporaries
 from kdgan.config import RunConfig, load_config
 from kdgan.errors import ConfigError
-from kdgan.runlock import LOCK_NAME, run_lock
+from kdgan.storage import atomic_write_text
+from kdgan.training.runlock import LOCK_NAME, remove_stale_temporaries, run_lock, stale_temporaries
 
-BUILTIN_CONFIGS = Path(__file__).parent / "configs"
+BUILTIN_CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def find_config(name: str) -> Path:

@@ -59,7 +59,7 @@ def check_preprocess(spec: Preprocess | str | None, in_shape: tuple[int, ...], s
     if not isinstance(mean, Tensor) or not isinstance(std, Tensor):
         raise DataError(
             f"{source}: per_feature preprocessing needs 'mean' and 'std' tensors (the training split's statistics); "
-            "build it with kdgan.preprocess.per_feature(train_x)"
+            "build it with kdgan.data.preprocess.per_feature(train_x)"
         )
     if tuple(mean.shape) != tuple(in_shape) or tuple(std.shape) != tuple(in_shape):
         raise DataError(

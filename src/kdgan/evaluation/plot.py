@@ -59,7 +59,7 @@ def run_label(run_dir: str | Path) -> str:
         except yaml.YAMLError:
             method = None
     if method is None and (run_dir / "student.pt").is_file():
-        from kdgan.checkpoint import load_checkpoint
+        from kdgan.storage import load_checkpoint
 
         try:
             saved = load_checkpoint(run_dir / "student.pt", map_location="cpu")

@@ -14,7 +14,6 @@ takes it again for the run, and another thread of the same process is refused li
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -28,44 +27,9 @@ from pathlib import Path
 from typing import IO
 
 from kdgan.errors import OutputError, RunInUseError
+from kdgan.storage import output_error, reported_as_output_error
 
 LOCK_NAME = ".kdgan.lock"
-
-# What an OSError's errno means for a write, and what the user can do about it.
-WRITE_PROBLEMS = {
-    errno.ENOSPC: ("the disk is full", "free some space and try again"),
-    errno.EDQUOT: ("the disk quota is exceeded", "free some space and try again"),
-    errno.EACCES: ("permission denied", "choose a folder you can write to"),
-    errno.EPERM: ("permission denied", "choose a folder you can write to"),
-    errno.EROFS: ("the file system is read-only", "choose a folder on a writable disk"),
-    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose a path that is not under a file"),
-    errno.EISDIR: ("it is a folder", "choose a file name"),
-}
-
-
-def output_error(path: Path, err: OSError, kept: bool = False) -> OutputError:
-    """``err`` (raised while writing ``path``) as an error that says what happened and what to do;
-    ``kept`` says that an earlier version of ``path`` is still intact."""
-    problem, fix = WRITE_PROBLEMS.get(err.errno, (err.strerror or str(err) or type(err).__name__, "try again"))
-    detail = f" ({err.strerror})" if err.strerror and err.strerror.lower() != problem else ""
-    previous = f"; the previous {path} is intact" if kept else ""
-    error = OutputError(f"cannot write {path}: {problem}{detail}{previous}. To fix: {fix}")
-    error.errno, error.filename = err.errno, str(path)
-    return error
-
-
-@contextlib.contextmanager
-def reported_as_output_error(path: Path) -> Iterator[None]:
-    """Turn an ``OSError`` raised while writing ``path`` into an :class:`OutputError` naming it
-    (and saying whether the previous file at ``path`` survived: writes here are atomic)."""
-    existed = path.exists()
-    try:
-        yield
-    except OutputError:
-        raise
-    except OSError as err:
-        raise output_error(path, err, kept=existed) from err
-
 
 def check_output_dir(run_dir: Path) -> None:
     """Refuse, before anything is written, a run directory that is a file, lies under a file, or
@@ -204,3 +168,21 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         release(run_dir)
+
+
+# The files a training run writes through a temporary file; their temporaries are the run's own.
+RUN_FILES = ("last.pt", "best.pt", "student.pt", "config.yaml", "run.json", "final.json")
+
+
+def stale_temporaries(directory: Path) -> list[Path]:
+    """The temporary files of a run's own writes in ``directory`` (``.last.pt.<random>.tmp``,
+    ``.config.yaml.tmp``, ...); files other tools write there (e.g. an export) are not among them."""
+    return sorted(p for name in RUN_FILES for p in directory.glob(f".{name}*.tmp"))
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporary files of run writes that a killed process never finished. Runs under
+    the run's lock (taken here, or already held by this thread), so no live writer owns them."""
+    with run_lock(directory):
+        for stale in stale_temporaries(directory):
+            stale.unlink(missing_ok=True)

@@ -17,10 +17,10 @@ from typing import Any
 from kdgan.config import load_config
 from kdgan.data import Splits, load_splits
 from kdgan.errors import ConfigError
-from kdgan.experiments import Comparison, commits_note
-from kdgan.knn import knn_scores
-from kdgan.ranking import ranking_metrics
-from kdgan.runs import find_config
+from kdgan.evaluation.knn import knn_scores
+from kdgan.evaluation.ranking import ranking_metrics
+from kdgan.experiments.comparison import Comparison, commits_note
+from kdgan.training.runs import find_config
 
 TABLE2_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
 TABLE2_CONFIGS = {"corel5k": "corel5k_kdgan", "yeast": "yeast_kdgan", "emotions": "emotions_kdgan"}

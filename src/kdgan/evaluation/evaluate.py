@@ -6,10 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.build import build_trainer, load_weights
-from kdgan.checkpoint import load_checkpoint
 from kdgan.config import load_config
 from kdgan.errors import ConfigError
+from kdgan.storage import load_checkpoint
+from kdgan.training.build import build_trainer, load_weights
 
 API_EVALUATE = ("Evaluate it in Python instead, with the trainer that trained it: "
                 "trainer.evaluate(trainer.method.evaluated, 'test')")
@@ -23,7 +23,7 @@ def refuse_runs_written_without_a_config(run_dir: Path) -> None:
         raise ConfigError(
             f"{run_dir} was written from the Python API (Trainer(out_dir=...)) without a config, so kdgan "
             f"evaluate cannot rebuild its data and networks (there is no config.yaml). {API_EVALUATE}; or "
-            "build the run from a config with kdgan.build.build_trainer(config, out_dir=...), which writes the "
+            "build the run from a config with kdgan.build_trainer(config, out_dir=...), which writes the "
             "config.yaml that kdgan evaluate reads"
         )
     if not run_info.get("data_from_config", True):

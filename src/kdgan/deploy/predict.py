@@ -26,8 +26,8 @@ from torch import Tensor
 
 from kdgan.data.files import IMAGE_SUFFIXES, read_images, read_npy
 from kdgan.data.idx import read_idx
+from kdgan.deploy.student_file import LoadedStudent, open_student
 from kdgan.errors import ConfigError, DataError
-from kdgan.student import LoadedStudent, open_student
 
 IDX_UINT8 = 0x08  # the IDX type code of unsigned bytes, the only one read_idx reads
 SCALE_HINT = "pass scale=N (--scale N) to divide them: 16 for raw scikit-learn digits (0..16), 255 for 8-bit pixels"
@@ -61,7 +61,7 @@ def predict_student(
     scale: float | None = None, invert: bool = False, batch_size: int = 1024,
 ) -> list[dict[str, Any]]:
     """:func:`predict` with an already loaded student (e.g. a custom network, see
-    :func:`kdgan.student.open_student`)."""
+    :func:`kdgan.deploy.student_file.open_student`)."""
     if not 1 <= top_k <= student.num_classes:
         raise ConfigError(f"top_k must be between 1 and the model's {student.num_classes} labels, got {top_k}")
     x, names = load_inputs(input_path, student, scale=scale, invert=invert)

@@ -8,18 +8,18 @@ from typing import Any
 
 import torch
 
-from kdgan.checkpoint import load_checkpoint
 from kdgan.config import RunConfig, from_dict
 from kdgan.data import Splits, load_splits
 from kdgan.data.augment import random_crop_flip
-from kdgan.distributed import DistInfo, setup
-from kdgan.engine import Trainer
+from kdgan.deploy.student_file import load_student as load_student  # the deployable student; kept importable here
 from kdgan.errors import ConfigError, DataError
 from kdgan.methods import Method, get_method
 from kdgan.models import build_model
 from kdgan.models.two_view import TwoView
-from kdgan.players import Player
-from kdgan.student import load_student as load_student  # the deployable student; kept importable here
+from kdgan.storage import load_checkpoint
+from kdgan.training.distributed import DistInfo, setup
+from kdgan.training.engine import Trainer
+from kdgan.training.players import Player
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -93,7 +93,7 @@ def build_trainer(
     dist_info: DistInfo | None = None,
 ) -> Trainer:
     """Everything a run needs, on the configured device and thread count. Under ``torchrun``
-    the process group is joined here (see :mod:`kdgan.distributed`)."""
+    the process group is joined here (see :mod:`kdgan.training.distributed`)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     dist_info = dist_info or setup(config.device)

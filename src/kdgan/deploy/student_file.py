@@ -4,7 +4,7 @@ takes raw inputs (preprocessing, then network) for prediction and export.
 
 student.pt holds ``state_dict``; ``model`` (``spec``, the network's model spec, or None for a
 network kdgan cannot rebuild; ``in_shape``; ``num_classes``; ``role``); ``preprocess`` (see
-:mod:`kdgan.preprocess`); ``label_names`` (or None); and, when written by a run, ``role``,
+:mod:`kdgan.data.preprocess`); ``label_names`` (or None); and, when written by a run, ``role``,
 ``epoch``, ``metric``, ``val_value`` and ``run_info`` (the run's config). Only tensors, strings,
 numbers, lists and dicts: it loads with ``weights_only=True``.
 
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdgan.checkpoint import atomic_save, load_checkpoint
+from kdgan.data.preprocess import Deployed, Preprocess, check_preprocess, describe, per_image
 from kdgan.errors import ConfigError, DataError
 from kdgan.models import build_model
-from kdgan.preprocess import Deployed, Preprocess, check_preprocess, describe, per_image
+from kdgan.storage import atomic_save, load_checkpoint
 
 # The value range each built-in dataset was trained on: images scaled to [0, 1] (MNIST and
 # Fashion-MNIST and CIFAR-10 pixels /255, scikit-learn digits /16). Inputs outside it are refused.

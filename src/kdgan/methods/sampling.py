@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdgan.losses import generator_loss
+from kdgan.methods.losses import generator_loss
 
 ESTIMATORS = ("concrete", "straight_through", "reinforce", "exact")
 
@@ -61,7 +61,7 @@ def adversarial_loss(
 
     ``disc_logits`` are the discriminator's per-label logits g(x), computed without gradient:
     the score of a sample is linear in y, so only the generator needs a graph. ``l`` is
-    :func:`kdgan.losses.generator_loss` of the given ``kind``. Estimators:
+    :func:`kdgan.methods.losses.generator_loss` of the given ``kind``. Estimators:
 
     - ``concrete``: reparameterised gradient through relaxed samples;
     - ``straight_through``: one-hot samples forward, relaxed gradient backward;

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from kdgan.data.core import Batch, TensorData
-from kdgan.ranking import ranking_metrics
+from kdgan.evaluation.ranking import ranking_metrics
 
 
 def accuracy(logits: Tensor, y: Tensor) -> Tensor:

@@ -58,7 +58,7 @@ class TensorBoardLogger:
 def replay_run(run_dir: str | Path, log_dir: str | Path | None = None) -> Path:
     """Write a finished run's metrics.jsonl to TensorBoard (default ``RUN_DIR/tensorboard``) so
     that runs trained without the logger can be compared there; return the log folder."""
-    from kdgan.plot import read_metrics
+    from kdgan.evaluation.plot import read_metrics
 
     records = read_metrics(run_dir)
     target = Path(log_dir) if log_dir is not None else Path(run_dir) / "tensorboard"
