@@ -9,6 +9,7 @@ from kdgan.config import DataConfig, load_config
 from kdgan.data import load_splits
 from kdgan.errors import ConfigError, DataError, DivergenceError
 from kdgan.training.build import build_trainer, load_student
+from kdgan.training.checks import check_models
 from kdgan.training.runs import find_config, prepare_run_dir
 
 from .conftest import tiny_overrides
@@ -25,7 +26,7 @@ def test_output_size_mismatch_is_refused_before_training(splits):
     method = trainer.method
     method.players["teacher"].module.head[-1] = torch.nn.Linear(256, 12)
     with pytest.raises(DataError, match="teacher network outputs shape \\(12,\\) per example but the data has 10"):
-        trainer.check_models()
+        check_models(method, splits)
 
 
 def test_network_that_cannot_take_the_inputs_is_refused(splits):
