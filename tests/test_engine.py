@@ -5,11 +5,15 @@ import json
 import pytest
 import torch
 
-from kdgan.config import DataConfig, load_config
+from kdgan.config import DataConfig, TrainConfig, load_config
 from kdgan.data import load_splits
 from kdgan.errors import ConfigError, DataError, DivergenceError
+from kdgan.methods import get_method
+from kdgan.models.mlp import MLP
 from kdgan.training.build import build_trainer, load_student
 from kdgan.training.checks import check_models
+from kdgan.training.engine import Trainer
+from kdgan.training.players import Player
 from kdgan.training.runs import find_config, prepare_run_dir
 
 from .conftest import tiny_overrides
@@ -173,3 +177,23 @@ def test_report_players_controls_the_teacher_and_discriminator_scores(splits, re
     assert record["stage"] == "train" and "val_accuracy" in record
     reported = {"teacher_val_accuracy", "d_true_acc", "d_fake_acc"} & set(record)
     assert reported == ({"teacher_val_accuracy", "d_true_acc", "d_fake_acc"} if report else set())
+
+
+def test_skip_mode_logs_the_mean_of_the_finite_steps_only():
+    """An epoch whose every other step is skipped logs the mean loss of the steps it kept."""
+    splits = load_splits(DataConfig(name="digits", n=100, val_size=100), seed=0)
+    module = MLP((1, 8, 8), 10, hidden=[8])
+    method = get_method("supervised")({"student": Player(module, torch.optim.SGD(module.parameters(), lr=0.0))})
+    loss, kept = method.loss, []
+
+    def infinite_on_odd_steps(role, batch):
+        value = loss(role, batch)
+        step = len(kept)
+        kept.append(float(value) if step % 2 == 0 else None)
+        return value * (float("inf") if step % 2 else 1.0)
+
+    method.loss = infinite_on_odd_steps
+    result = Trainer(method, splits, TrainConfig(epochs=1, progress=False, on_nonfinite="skip")).fit()
+    finite = [v for v in kept if v is not None]
+    assert result.history[0]["skipped_student"] == len(kept) - len(finite) == 5
+    assert result.history[0]["loss_student"] == pytest.approx(sum(finite) / len(finite), rel=1e-6)
