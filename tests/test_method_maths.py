@@ -407,7 +407,7 @@ def test_sampling_defaults_and_errors():
     default = seeded(9, lambda: adversarial_loss(logits, g, 0.5))  # concrete, minimax, one sample
     assert default.item() == pytest.approx(concrete_adv(logits, g, 0.5, "minimax", 1, seed=9).item(), rel=1e-5)
     with pytest.raises(ValueError, match="^unknown estimator 'gumbel'; choose one of concrete, straight_through, "
-                       "reinforce, exact$"):
+                       "reinforce, exact, regression$"):
         adversarial_loss(logits, g, 0.5, "gumbel")
     from kdgan.methods.losses import distillation_loss
 
@@ -445,7 +445,7 @@ OPTION_CASES = [  # (method, options, None if accepted else the whole error mess
     ("codis", {"distill": "cosine"}, f"options.distill must be one of {DISTILLS}"),
     ("nagan", {"tau_start": 0.05, "tau_end": 0.05, "samples": 1, "label_weight": 0.0}, None),
     ("nagan", {"estimator": "gumbel"},
-     "options.estimator must be one of concrete, straight_through, reinforce, exact, got 'gumbel'"),
+     "options.estimator must be one of concrete, straight_through, reinforce, exact, regression, got 'gumbel'"),
     ("nagan", {"tau_start": 0.0}, "options.tau_start and tau_end must be > 0, got 0.0, 0.1"),
     ("nagan", {"tau_end": 0.0}, "options.tau_start and tau_end must be > 0, got 1.0, 0.0"),
     ("nagan", {"samples": 0}, "options.samples must be >= 1, got 0"),

@@ -183,7 +183,9 @@ class TrainConfig:
     reuses the eval-mode logits of players that are not updating (see :mod:`kdgan.training.cache`); it is
     exact, and skipped by itself when training inputs are augmented or under torchrun.
     ``report_players`` also scores, each game epoch, the other classifier (e.g. the teacher) on
-    validation and the discriminator's accuracy on validation pairs; off saves that evaluation."""
+    validation and the discriminator's accuracy on validation pairs; off saves that evaluation.
+    ``diagnostics`` also logs, each game epoch, the gradient norm of every term of every updated
+    player's loss on one fixed batch (:mod:`kdgan.training.diagnostics`); it never changes training."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
@@ -197,6 +199,7 @@ class TrainConfig:
     compile: bool = False
     cache_outputs: bool = True
     report_players: bool = True
+    diagnostics: bool = False
 
     def __post_init__(self) -> None:
         check_finite(self, "train")

@@ -36,6 +36,7 @@ class Method:
     schedule: ClassVar[tuple[str, ...]] = ("student",)
     evaluated: ClassVar[str] = "student"
     Options: ClassVar[type] = NoOptions
+    multilabel: ClassVar[bool] = True  # loss() handles multi-label targets; comparisons skip it if not
 
     @classmethod
     def needed_roles(cls, options: Any) -> tuple[str, ...]:
@@ -68,6 +69,12 @@ class Method:
     def loss(self, role: str, batch: Batch) -> Tensor:
         """The loss ``role`` minimises on ``batch`` in a round of the game."""
         raise NotImplementedError
+
+    def loss_terms(self, role: str, batch: Batch) -> dict[str, Tensor]:
+        """``role``'s loss split into its weighted terms by name (``adversarial``, ``distillation``,
+        ``label``, ...), whose sum is :meth:`loss`; the signal diagnostics measure each term's
+        gradient. A method that does not split its loss has the one term ``loss``."""
+        return {"loss": self.loss(role, batch)}
 
     def forward(self, role: str, batch: Batch) -> Tensor:
         """Logits of ``role`` on a batch, from the output cache when ``role`` is not training and

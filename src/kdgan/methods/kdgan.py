@@ -52,24 +52,26 @@ class KDGAN(AdversarialMethod):
     roles: ClassVar[tuple[str, ...]] = ("student", "teacher", "discriminator")
     schedule: ClassVar[tuple[str, ...]] = ("discriminator", "teacher", "student")
 
-    def fake_distribution(self, batch: Batch) -> Tensor:
-        """``p_alpha = alpha p_c + (1 - alpha) p_t``: D's optimum is ``p_u / (p_u + p_alpha)``."""
+    def generators(self, batch: Batch) -> list[tuple[Tensor, float]]:
+        """The student's and the teacher's label distributions, weighted ``alpha`` and ``1 - alpha``:
+        D's optimum is ``p_u / (p_u + p_alpha)`` with ``p_alpha = alpha p_c + (1 - alpha) p_t``."""
         alpha = self.options.alpha
-        p_student = self.forward("student", batch).softmax(-1)
-        return alpha * p_student + (1 - alpha) * self.forward("teacher", batch).softmax(-1)
+        return [(self.forward("student", batch).softmax(-1), alpha),
+                (self.forward("teacher", batch).softmax(-1), 1 - alpha)]
 
-    def loss(self, role: str, batch: Batch) -> Tensor:
+    def loss_terms(self, role: str, batch: Batch) -> dict[str, Tensor]:
         opts = self.options
         if role == "discriminator":
-            return self.discriminator_loss(batch)
+            return {"discriminator": self.discriminator_loss(batch)}
         other = "teacher" if role == "student" else "student"
         adv_weight, ds_weight = (opts.alpha, opts.beta) if role == "student" else (1 - opts.alpha, opts.gamma)
         logits = self.forward(role, batch)
         with torch.no_grad():
             other_logits = self.forward(other, batch)
-        loss = ds_weight * distillation_loss(opts.distill)(logits, other_logits, opts.distill_temperature)
+        terms = {"distillation": ds_weight * distillation_loss(opts.distill)(logits, other_logits,
+                                                                             opts.distill_temperature)}
         if adv_weight:
-            loss = loss + adv_weight * self.generator_adversarial_loss(logits, batch)
+            terms["adversarial"] = adv_weight * self.generator_adversarial_loss(logits, batch)
         if opts.label_weight and role == "student":
-            loss = loss + opts.label_weight * self.cross_entropy(logits, batch)
-        return loss
+            terms["label"] = opts.label_weight * self.cross_entropy(logits, batch)
+        return terms

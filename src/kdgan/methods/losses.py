@@ -94,6 +94,32 @@ def discriminator_loss(disc_logits: Tensor, p_true: Tensor, p_fake: Tensor) -> T
     return (p_true * F.softplus(-disc_logits) + p_fake.detach() * F.softplus(disc_logits)).sum(-1).mean()
 
 
+def sampled_discriminator_loss(
+    disc_logits: Tensor, true_drawn: Tensor, fake_drawn: list[Tensor], fake_weights: list[float], pooled: bool = False
+) -> Tensor:
+    """The discriminator's loss on drawn labels instead of the exact expectation:
+    ``true_drawn`` (B, k) label indices drawn from the true distribution, ``fake_drawn[i]`` (B, m)
+    drawn from generator ``i``, whose pairs weigh ``fake_weights[i]`` (alpha, 1 - alpha in KDGAN).
+
+    - ``pooled=False``: ``-1/(B k) sum log D(x, y) - sum_i w_i 1/(B m) sum log(1 - D(x, y'))``, an
+      unbiased estimate of :func:`discriminator_loss` with ``p_fake = sum_i w_i p_i``;
+    - ``pooled=True`` (the KDGAN authors' code): per generator one sigmoid cross-entropy averaged
+      over its ``k + m`` pairs per example (targets 1 and 0), weighted by ``w_i`` and summed, so the
+      true pairs weigh ``k / (k + m)`` of it (5 against 20 in their MNIST code).
+    """
+    true_scores = disc_logits.gather(-1, true_drawn)
+    if not pooled:
+        loss = F.softplus(-true_scores).mean()
+        for drawn, weight in zip(fake_drawn, fake_weights, strict=True):
+            loss = loss + weight * F.softplus(disc_logits.gather(-1, drawn)).mean()
+        return loss
+    loss = disc_logits.new_zeros(())
+    for drawn, weight in zip(fake_drawn, fake_weights, strict=True):
+        pairs = torch.cat([F.softplus(-true_scores), F.softplus(disc_logits.gather(-1, drawn))], dim=-1)
+        loss = loss + weight * pairs.mean()
+    return loss
+
+
 def generator_loss(score: Tensor, kind: str = "minimax") -> Tensor:
     """A generator's loss on the discriminator's logit ``s`` for its sample, elementwise.
 

@@ -28,11 +28,11 @@ class NaGAN(AdversarialMethod):
     roles: ClassVar[tuple[str, ...]] = ("student", "discriminator")
     schedule: ClassVar[tuple[str, ...]] = ("discriminator", "student")
 
-    def loss(self, role: str, batch: Batch) -> Tensor:
+    def loss_terms(self, role: str, batch: Batch) -> dict[str, Tensor]:
         if role == "discriminator":
-            return self.discriminator_loss(batch)
+            return {"discriminator": self.discriminator_loss(batch)}
         logits = self.forward("student", batch)
-        loss = self.generator_adversarial_loss(logits, batch)
+        terms = {"adversarial": self.generator_adversarial_loss(logits, batch)}
         if self.options.label_weight:
-            loss = loss + self.options.label_weight * self.cross_entropy(logits, batch)
-        return loss
+            terms["label"] = self.options.label_weight * self.cross_entropy(logits, batch)
+        return terms

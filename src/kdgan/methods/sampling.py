@@ -17,7 +17,7 @@ from torch import Tensor
 
 from kdgan.methods.losses import generator_loss
 
-ESTIMATORS = ("concrete", "straight_through", "reinforce", "exact")
+ESTIMATORS = ("concrete", "straight_through", "reinforce", "exact", "regression")
 
 
 def gumbel_noise(shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
@@ -69,9 +69,13 @@ def adversarial_loss(
       gradient has no variance and no bias (possible because the score is linear in one-hot y);
     - ``reinforce``: score-function gradient ``(l(y) - b) grad log p(y)`` with ``b`` the mean
       loss of the batch's other samples (the paper's mean baseline, leave-one-out so that it
-      stays unbiased).
+      stays unbiased);
+    - ``regression``: the authors' code, not the paper's gradient (see :func:`reward_regression`);
+      ``kind`` does not apply to it.
     """
     disc_logits = disc_logits.detach()
+    if estimator == "regression":
+        return reward_regression(logits, disc_logits, tau, samples)
     if estimator == "exact":
         return (F.softmax(logits, dim=-1) * generator_loss(disc_logits, kind)).sum(-1).mean()
     if estimator == "reinforce":
@@ -91,3 +95,20 @@ def adversarial_loss(
     elif estimator != "concrete":
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     return generator_loss((relaxed * disc_logits).sum(-1), kind).mean()
+
+
+def reward_regression(logits: Tensor, disc_logits: Tensor, tau: float, samples: int = 1) -> Tensor:
+    """The generator loss of the KDGAN authors' code: draw ``samples`` labels per example from
+    ``softmax(z / tau)`` without gradient (``tau`` only flattens the sampling distribution), then
+    regress ``sigmoid(z_y)`` onto D's reward ``r = sigmoid(g_y)`` at each drawn label ``y`` with a
+    sigmoid cross-entropy, ``-1/(S B) sum (r log sigmoid(z_y) + (1 - r) log(1 - sigmoid(z_y)))``.
+
+    Its gradient with respect to ``z_y`` is ``(sigmoid(z_y) - r) / (S B)``: each drawn label's logit
+    moves toward D's opinion of it. It is not the gradient of the game's value (the paper's
+    estimators above are); it is offered to reproduce the recipe that produced the paper's numbers.
+    """
+    with torch.no_grad():
+        drawn = torch.multinomial(F.softmax(logits.float() / tau, dim=-1), samples, replacement=True)
+        reward = torch.sigmoid(disc_logits.detach().gather(-1, drawn))
+    chosen = logits.gather(-1, drawn)
+    return F.binary_cross_entropy_with_logits(chosen, reward.to(chosen.dtype))

@@ -33,6 +33,7 @@ from kdgan.storage import atomic_save, atomic_write_text
 from kdgan.training.cache import OutputCache
 from kdgan.training.checkpoint import Selection, read_checkpoint, write_checkpoint
 from kdgan.training.checks import check_epoch_loss, check_models, check_splits, divergence_cause, warn_huge_loss
+from kdgan.training.diagnostics import gradient_norms
 from kdgan.training.distributed import (
     DistInfo,
     all_reduce,
@@ -250,7 +251,12 @@ class Trainer:
         return self.evaluator.discriminator_report(student)
 
     def _evaluate_epoch(self, stage: Stage) -> dict[str, float]:
-        return self.evaluator.epoch_record(stage.selects, stage.roles, stage.pretrain, self.config)
+        record = self.evaluator.epoch_record(stage.selects, stage.roles, stage.pretrain, self.config)
+        if not stage.pretrain and self.config.diagnostics:  # the gradient of each loss term, on a fixed batch
+            probe = self.splits.train.batch(torch.arange(min(self.local_batch, len(self.splits.train)),
+                                                         device=self.device))
+            record.update(gradient_norms(self.method, stage.roles, probe, self.autocast))
+        return record
 
     # ----------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> RunResult:

@@ -73,13 +73,27 @@ class Evaluator:
 
     @torch.no_grad()
     def discriminator_report(self, student: Tensor) -> dict[str, float]:
-        """D's accuracy on validation pairs: true pairs (x, y) scored above 1/2 (``d_true_acc``),
-        and pairs with the student's top label (from its validation logits ``student``) scored
-        below 1/2 (``d_fake_acc``)."""
+        """D on validation: its accuracy on true pairs (x, y) scored above 1/2 (``d_true_acc``) and
+        on pairs with the student's top label (from its validation logits ``student``) scored
+        below 1/2 (``d_fake_acc``); its accuracy as a classifier, the argmax of g(x)
+        (``d_class_acc``, multi-class data only); and the mean reward D gives to the true labels
+        (``d_reward_true``, mean sigmoid(g_y)) and to each generator's labels (``d_reward_<role>``,
+        ``sum_y p(y|x) sigmoid(g_y)`` averaged over examples)."""
         val = self.splits.val
         scores = predict_logits(lambda b: self.method.forward("discriminator", b), val, self.batch_size)
         true = multi_hot(val.y, scores.shape[-1])
         true_score = (scores * true).sum(-1) / true.sum(-1).clamp_min(1)
         fake_score = scores.gather(-1, student.argmax(-1, keepdim=True)).squeeze(-1)
-        values = torch.stack([(true_score > 0).float().mean(), (fake_score < 0).float().mean()]).tolist()
-        return {"d_true_acc": values[0], "d_fake_acc": values[1]}
+        reward = torch.sigmoid(scores)
+        report = {
+            "d_true_acc": (true_score > 0).float().mean(), "d_fake_acc": (fake_score < 0).float().mean(),
+            "d_reward_true": ((reward * true).sum(-1) / true.sum(-1).clamp_min(1)).mean(),
+            "d_reward_student": (student.softmax(-1) * reward).sum(-1).mean(),
+        }
+        if not val.multilabel:
+            report["d_class_acc"] = (scores.argmax(-1) == val.y).float().mean()
+        if "teacher" in self.method.players:
+            teacher = self.logits("teacher", "val")
+            report["d_reward_teacher"] = (teacher.softmax(-1) * reward).sum(-1).mean()
+        values = torch.stack(list(report.values())).tolist()  # one read for every value
+        return dict(zip(report, values, strict=True))
