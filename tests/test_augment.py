@@ -1,4 +1,4 @@
-"""Batched crop/flip and per-image standardisation."""
+"""Batched crop/flip, random affine transforms and per-image standardisation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdgan.data.augment import crop_flip, random_crop_flip, standardize
+from kdgan.data import augment
+from kdgan.data.augment import affine, crop_flip, random_affine, random_crop_flip, standardize
 from kdgan.errors import DataError
 
 torch.set_num_threads(1)
@@ -103,3 +104,50 @@ def test_standardize_clamps_small_std() -> None:
     floor = 1 / math.sqrt(48)
     expected = (x[1] - x[1].mean()) / floor
     assert torch.allclose(out[1], expected, atol=1e-6)
+
+
+# ----------------------------------------------------------------- random affine (MNIST, issue 15)
+def dot(row: int, col: int, size: int = 8) -> torch.Tensor:
+    image = torch.zeros(1, 1, size, size)
+    image[0, 0, row, col] = 1.0
+    return image
+
+
+def where(image: torch.Tensor) -> list[list[int]]:
+    return image[0, 0].round().nonzero().tolist()
+
+
+def test_affine_identity_shift_rotation_and_zoom_by_hand():
+    x = dot(2, 5)
+    none, no_shift, one = torch.zeros(1), torch.zeros(1, 2), torch.ones(1)
+    assert torch.allclose(affine(x, none, no_shift, one), x, atol=1e-6)
+    assert where(affine(x, none, torch.tensor([[1 / 8, 0.0]]), one)) == [[2, 6]]  # one pixel right
+    assert where(affine(x, none, torch.tensor([[0.0, 2 / 8]]), one)) == [[4, 5]]  # two pixels down
+    rotated = affine(x, torch.tensor([90.0]), no_shift, one)
+    assert torch.allclose(rotated, torch.rot90(x, 1, (2, 3)), atol=1e-6)  # counter-clockwise, as displayed
+    assert where(affine(x, torch.tensor([90.0]), torch.tensor([[1 / 8, 0.0]]), one)) == [[2, 3]]  # rotate, then shift
+    block = torch.zeros(1, 1, 8, 8)
+    block[0, 0, 3:5, 3:5] = 1
+    assert int(affine(block, none, no_shift, torch.tensor([2.0])).gt(0.5).sum()) == 16  # 2x2 pixels become 4x4
+    assert int(affine(block, none, no_shift, torch.tensor([0.5])).gt(0.2).sum()) <= 4
+
+
+def test_random_affine_is_seeded_per_image_and_within_its_ranges(monkeypatch):
+    x = torch.rand(64, 1, 12, 12)
+    first = random_affine(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(first, random_affine(x, generator=torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, random_affine(x, generator=torch.Generator().manual_seed(4)))
+    seen = {}
+    monkeypatch.setattr(augment, "affine", lambda x, a, s, z: seen.update(angle=a, shift=s, zoom=z) or x)
+    random_affine(x, rotation=15.0, shift=0.1, zoom=0.1, generator=torch.Generator().manual_seed(0))
+    assert seen["angle"].abs().max() <= 15 and seen["angle"].abs().max() > 10 and seen["angle"].shape == (64,)
+    assert seen["shift"].abs().max() <= 0.1 and seen["shift"].abs().max() > 0.07 and seen["shift"].shape == (64, 2)
+    assert seen["zoom"].min() >= 0.9 and seen["zoom"].max() <= 1.1 and seen["zoom"].std() > 0.03
+    random_affine(x, rotation=0.0, shift=0.0, zoom=0.0, generator=torch.Generator().manual_seed(0))
+    assert not seen["angle"].any() and not seen["shift"].any() and (seen["zoom"] == 1).all()
+
+
+@pytest.mark.parametrize("kwargs", [{"rotation": -1.0}, {"shift": -0.1}, {"zoom": 1.0}])
+def test_random_affine_refuses_bad_ranges(kwargs):
+    with pytest.raises(DataError, match="affine augmentation needs rotation >= 0"):
+        random_affine(torch.zeros(2, 1, 4, 4), **kwargs)
