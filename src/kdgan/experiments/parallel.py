@@ -1,0 +1,61 @@
+"""Independent runs in parallel (``--jobs J``): J worker processes of one torch thread each.
+
+A run's result depends only on its own config and seed (every run seeds every generator it draws
+from), so the same runs in any number of processes give the same numbers. Processes are spawned,
+not forked, so no worker inherits the parent's threads or locks; each sets torch to one thread,
+which on a shared CPU is much faster than several threads per process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from typing import TypeVar
+
+import torch
+
+from kdgan.errors import ConfigError
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def run_all(
+    fn: Callable[[Task], Result], tasks: Sequence[Task], jobs: int = 1,
+    done: Callable[[Task, Result], None] | None = None,
+) -> list[Result]:
+    """``[fn(task) for task in tasks]``, in ``jobs`` processes when ``jobs > 1``. ``done(task,
+    result)`` is called in this process as each run finishes (e.g. to record it, so that a killed
+    comparison keeps every finished run). ``fn`` and the tasks must be picklable (a module-level
+    function and plain data). The first failing run's error is raised once the others stop."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    if jobs == 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(fn(task))
+            if done is not None:
+                done(task, results[-1])
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_one_thread) as pool:
+        futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
+        results: list[Result | None] = [None] * len(tasks)
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                index = futures[future]
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                results[index] = future.result()
+                if done is not None:
+                    done(tasks[index], results[index])
+    return results  # type: ignore[return-value]
