@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from _common import DATA_DIR, finish, load_data, machine, mnist_specs, parser, save_figure, setup, table
 
-from kdgan.config import RunConfig, from_dict, load_config, merge, parse_overrides
+from kdgan.config import RunConfig, apply_overrides, from_dict, load_config
 from kdgan.evaluation.metrics import evaluate_logits, predict_logits
 from kdgan.models import build_model
 from kdgan.training.build import build_trainer
@@ -186,7 +186,7 @@ def main() -> None:
     seeds = args.seeds or (3 if args.quick else 2)
     base = base_config(dataset, args.device, args.threads, epochs, args.data_dir or DATA_DIR)
     if args.set:
-        base = from_dict(RunConfig, merge(base.to_dict(), parse_overrides(args.set)))
+        base = from_dict(RunConfig, apply_overrides(base.to_dict(), args.set))
     runs, start, pretrained = [], {}, {}
     for seed in range(seeds):
         splits = load_data(dataset, args.data_dir, base.data.n, base.data.val_size, seed).to(device)

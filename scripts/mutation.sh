@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Mutation testing of the maths and the training engine with mutmut 3 (not part of CI: it takes
+# Mutation testing of the maths and the training code with mutmut 3 (not part of CI: it takes
 # tens of minutes). Each set runs in its own copy of src/ and tests/ under .mutation/SET/, so
 # nothing mutmut writes (its mutants/ folder, its result files) ever lands in src/.
 #
 #   pip install "mutmut==3.8.1"        # into the project's venv; not in the dev extra (it pulls textual, libcst)
 #   scripts/mutation.sh maths          # methods/ (incl. losses.py, sampling.py)
-#   scripts/mutation.sh engine         # training/engine.py, cache.py, players.py (optimizers, lr schedule)
-#   scripts/mutation.sh all            # both, one after the other (the default)
+#   scripts/mutation.sh engine         # training/engine.py, evaluator.py, cache.py, players.py
+#   scripts/mutation.sh checks         # training/checks.py, checkpoint.py, stages.py (fast direct tests)
+#   scripts/mutation.sh all            # the three, one after the other (the default)
 #
 # One worker and one torch thread: the development machine has two shared cores. Results are
 # summarised at the end; `cd .mutation/SET && mutmut show NAME` shows one mutant's diff, and
@@ -56,15 +57,22 @@ EOF
 }
 
 which=${1:-all}
-if [[ ! $which =~ ^(maths|engine|all)$ ]]; then
-    echo "usage: scripts/mutation.sh [maths|engine|all]" >&2
+if [[ ! $which =~ ^(maths|engine|checks|all)$ ]]; then
+    echo "usage: scripts/mutation.sh [maths|engine|checks|all]" >&2
     exit 2
 fi
-if [[ $which != engine ]]; then
+if [[ $which =~ ^(maths|all)$ ]]; then
     run_set maths "src/kdgan/methods/*" \
         "tests/test_losses.py tests/test_sampling.py tests/test_method_maths.py"
 fi
-if [[ $which != maths ]]; then
-    run_set engine "src/kdgan/training/engine.py src/kdgan/training/cache.py src/kdgan/training/players.py" \
+# The training code is split in two sets so that each mutant runs only fast tests: the loop and its
+# parts against end-to-end runs on tiny data; the checks (plain functions) against direct calls.
+if [[ $which =~ ^(engine|all)$ ]]; then
+    run_set engine "src/kdgan/training/engine.py src/kdgan/training/evaluator.py src/kdgan/training/cache.py
+                    src/kdgan/training/players.py" \
         "tests/test_engine.py tests/test_cache.py tests/test_training_options.py"
+fi
+if [[ $which =~ ^(checks|all)$ ]]; then
+    run_set checks "src/kdgan/training/checks.py src/kdgan/training/checkpoint.py src/kdgan/training/stages.py" \
+        "tests/test_training_checks.py"
 fi

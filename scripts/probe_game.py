@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments.comparison import Comparison
+from kdgan.experiments.comparison import start_from
 from kdgan.storage import load_checkpoint
 from kdgan.training.runs import find_config
 
@@ -34,7 +34,7 @@ def main() -> None:
     teacher, student = (load_checkpoint(Path(args.weights + f"{role}.pt")) for role in ("teacher", "student"))
     for spec in args.runs:
         config = load_config(find_config(args.config), base + [s for s in spec.split(";") if s])
-        trainer = Comparison([]).start_from(config, splits, teacher, student)
+        trainer = start_from(config, splits, teacher, student)
         started = time.perf_counter()
         history = [r for r in trainer.fit().history if r["stage"] == "train"]
         print(spec, "| val", [round(r["val_accuracy"], 3) for r in history],

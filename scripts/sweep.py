@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kdgan.config import load_config
 from kdgan.data import load_splits
-from kdgan.experiments.comparison import Comparison, summarize
+from kdgan.experiments.comparison import Comparison, start_from, summarize
 from kdgan.training.runs import find_config
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     base = load_config(find_config(args.config), args.set)
     base = replace(base, train=replace(base.train, progress=False))
-    baselines = Comparison([], out)
+    baselines = Comparison(out)
     rows = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else []
     for seed in range(args.seeds):
         seeded = replace(base, seed=seed)
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             overrides = [*args.set, *settings, f"seed={seed}", "train.progress=false"]
             config = load_config(find_config(args.config), overrides)
-            trainer = baselines.start_from(config, splits, teacher, student)
+            trainer = start_from(config, splits, teacher, student)
             summary = summarize(trainer.fit(), seed)
             rows.append({"settings": settings, "seed": seed, "val": summary["val"]["accuracy"],
                          "test": summary["test"]["accuracy"], "seconds": summary["seconds"],

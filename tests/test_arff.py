@@ -121,7 +121,7 @@ def test_missing_file_names_the_path(tmp_path):
 
 
 def test_missing_mulan_files_say_what_is_expected_where(tmp_path):
-    with pytest.raises(DataError, match=r"yeast-train\.arff, yeast-test\.arff and yeast\.xml were expected in") as err:
+    with pytest.raises(DataError, match=r"needs yeast-train\.arff, yeast-test\.arff and yeast\.xml, but none") as err:
         load_mulan_pool("yeast", tmp_path)
     assert str(tmp_path / "yeast") in str(err.value) and str(tmp_path / "multilabel" / "yeast") in str(err.value)
     (tmp_path / "yeast-train.arff").write_text("")

@@ -26,7 +26,7 @@ from kdgan.cli import main
 from kdgan.config import DataConfig, OptimizerConfig, TrainConfig, load_config
 from kdgan.data import Splits, TensorData, load_splits
 from kdgan.data.arff import read_arff
-from kdgan.data.checksums import SHA256, sha256_file, verify_dataset, verify_file
+from kdgan.data.checksums import SHA256, sha256_file, verify_file, verify_folder
 from kdgan.data.cifar import load_cifar10_pool
 from kdgan.data.idx import load_idx_pool
 from kdgan.errors import ConfigError, DataError, DivergenceError, KDGANError
@@ -203,7 +203,7 @@ def test_unknown_method_lists_the_known_ones(capsys, tmp_path):
 
 
 def test_options_of_another_method_are_refused(capsys, tmp_path):
-    err = cli_error(capsys, train_args(tmp_path / "x", "method=supervised"))
+    err = cli_error(capsys, train_args(tmp_path / "x", "method=supervised", "options.alpha=0.5"))
     assert "unknown config key 'options.alpha'" in err and "valid keys here: player" in err
 
 
@@ -593,12 +593,12 @@ def test_checksum_mismatch_names_file_hashes_and_fix(tmp_path):
     path.write_bytes(b"\x1f\x8b not the published file")
     expected = SHA256["mnist"]["t10k-labels-idx1-ubyte.gz"]
     found = sha256_file(path)
-    for call in (lambda: verify_file(path), lambda: verify_dataset("mnist", tmp_path)):
+    for call in (lambda: verify_file(path), lambda: verify_folder("mnist", tmp_path / "mnist")):
         with pytest.raises(DataError) as info:
             call()
         message = str(info.value)
         assert str(path) in message and f"has SHA-256 {found}, expected {expected}" in message
-        assert "Download it again" in message and "verify=False" in message
+        assert "Download it again" in message and "set data.verify=false" in message
 
 
 def test_checksums_of_unknown_files_and_datasets(tmp_path):
@@ -609,15 +609,16 @@ def test_checksums_of_unknown_files_and_datasets(tmp_path):
     with pytest.raises(DataError, match="not found: cannot verify"):
         verify_file(tmp_path / "absent.gz", "0" * 64)
     with pytest.raises(DataError, match="no published checksums for dataset 'svhn'; known: mnist"):
-        verify_dataset("svhn", tmp_path)
+        verify_folder("svhn", tmp_path)
     with pytest.raises(DataError, match="none of the mnist files"):
-        verify_dataset("mnist", tmp_path)
+        verify_folder("mnist", tmp_path)
     assert verify_file(path, sha256_file(path).upper()) == sha256_file(path)
 
 
 def test_real_dataset_files_match_their_published_checksums(shared_data):
-    for name in ("mnist", "fashion-mnist", "cifar10", "emotions", "yeast"):
-        results = verify_dataset(name, shared_data)
+    for name, folder in (("mnist", "mnist"), ("fashion-mnist", "fashion-mnist"), ("cifar10", "cifar10"),
+                         ("emotions", "multilabel/emotions"), ("yeast", "multilabel/yeast")):
+        results = verify_folder(name, shared_data / folder)
         assert sum(v is not None for v in results.values()) >= 2, (name, results)
     # same file names, different datasets: the folder decides
     assert verify_file(shared_data / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz")

@@ -83,7 +83,7 @@ def test_missing_idx_directory_says_which_files(tmp_path, monkeypatch):
     monkeypatch.delenv("KDGAN_DATA", raising=False)
     with pytest.raises(DataError, match="--data-dir"):
         load_idx_pool("mnist", None)
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\[\.gz\] not found.*t10k-labels-idx1-ubyte"):
+    with pytest.raises(DataError, match=r"the four IDX files train-images-idx3-ubyte\[\.gz\].*t10k-labels-idx1-ubyte"):
         load_idx_pool("mnist", str(tmp_path))
 
 

@@ -43,7 +43,8 @@ def test_network_that_cannot_take_the_inputs_is_refused(splits):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(splits, tmp_path):
-    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=3), "method=supervised", "options={}"])
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=3), "method=supervised", "options={}",
+                                                        "student.pretrain_epochs=0"])
     trainer = build_trainer(config, splits=splits, out_dir=tmp_path)
     trainer.fit()
     good = torch.load(tmp_path / "last.pt", weights_only=False)
@@ -58,7 +59,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(splits, tmp_path):
 
 def test_skip_mode_skips_non_finite_updates(splits):
     config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=2), "method=supervised", "options={}",
-                                                        "train.on_nonfinite=skip"])
+                                                        "student.pretrain_epochs=0", "train.on_nonfinite=skip"])
     trainer = build_trainer(config, splits=splits)
     original, calls, finite = trainer.method.loss, [], []
     optimizer = trainer.method.players["student"].optimizer

@@ -434,12 +434,9 @@ def test_atomic_write_text_on_a_full_disk_says_so_and_keeps_the_previous_file(tm
     path = tmp_path / "run.json"
     path.write_text("{}\n")
 
-    def full(self, text):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(storage.os, "fdopen", lambda fd, mode: io.BufferedWriter(NearlyFullDisk(fd, mode)))
     with pytest.raises(OutputError, match=f"cannot write {path}: the disk is full .* the previous {path} is intact"):
-        storage.atomic_write_text(path, "{...}")
+        storage.atomic_write_text(path, "{" + "x" * 2000 + "}")
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"] and path.read_text() == "{}\n"
 

@@ -242,9 +242,71 @@ def case_kdgan() -> None:
     assert torch.allclose(method.loss("teacher", batch()), gamma * l2(zt, zs), atol=1e-6)
 
 
+def kl_rows(p: Tensor, q: Tensor) -> Tensor:
+    """``sum_k p_k log(p_k / q_k)`` per row, a zero where ``p_k = 0``."""
+    return torch.where(p > 0, p * (p / q).log(), torch.zeros_like(p)).sum(-1)
+
+
+def case_dkd() -> None:
+    """``CE + w (alpha TCKD + beta NCKD)``, from probabilities: ``b = (p_y, 1 - p_y)`` and the
+    non-target distribution ``p_k / (1 - p_y)``, ``k != y``."""
+    alpha, beta, temp = 0.7, 3.0, 2.0
+    method = make("dkd", alpha=alpha, beta=beta, temperature=temp, warmup=4)
+    zs, zt = z(method, "student"), z(method, "teacher")
+    p_s, p_t = softmax(zs / temp), softmax(zt / temp)
+    mask = one_hot(Y).bool()
+    ps_y, pt_y = p_s[mask], p_t[mask]
+    tckd = temp**2 * kl_rows(torch.stack([pt_y, 1 - pt_y], -1), torch.stack([ps_y, 1 - ps_y], -1)).mean()
+    other_s = torch.where(mask, 0.0, p_s) / (1 - ps_y).unsqueeze(-1)
+    other_t = torch.where(mask, 0.0, p_t) / (1 - pt_y).unsqueeze(-1)
+    nckd = temp**2 * kl_rows(other_t, torch.where(mask, 1.0, other_s)).mean()
+    for epoch, weight in ((0, 0.25), (1, 0.5), (3, 1.0), (9, 1.0)):  # linear warm-up over 4 epochs
+        method.start_epoch(epoch, 10)
+        expected = ce(zs) + weight * (alpha * tckd + beta * nckd)
+        assert torch.allclose(method.loss("student", batch()), expected, atol=1e-6), epoch
+    plain = make("dkd", alpha=alpha, beta=beta, temperature=temp, warmup=0)
+    assert torch.allclose(plain.loss("student", batch()), ce(zs) + alpha * tckd + beta * nckd, atol=1e-6)
+
+
+def pearson(a: Tensor, b: Tensor) -> Tensor:
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / ((a * a).sum(-1).sqrt() * (b * b).sum(-1).sqrt())
+
+
+def case_dist() -> None:
+    """``CE + beta tau^2 (1 - mean_b rho(rows)) + gamma tau^2 (1 - mean_k rho(columns))``."""
+    beta, gamma, tau = 1.5, 0.4, 3.0
+    method = make("dist", beta=beta, gamma=gamma, temperature=tau)
+    zs, zt = z(method, "student"), z(method, "teacher")
+    y_s, y_t = softmax(zs / tau), softmax(zt / tau)
+    inter, intra = 1 - pearson(y_s, y_t).mean(), 1 - pearson(y_s.T, y_t.T).mean()
+    expected = ce(zs) + beta * tau**2 * inter + gamma * tau**2 * intra
+    assert torch.allclose(method.loss("student", batch()), expected, atol=1e-5)
+    # multi-label (softmax over labels): the same relations, the multi-label cross-entropy
+    multi = ce(zs, Y_MULTI) + beta * tau**2 * inter + gamma * tau**2 * intra
+    assert torch.allclose(method.loss("student", batch(multi=True)), multi, atol=1e-5)
+
+
+def standardise(logits: Tensor) -> Tensor:
+    """Each row minus its mean over the K labels, over its sample standard deviation (1/(K-1))."""
+    centred = logits - logits.sum(-1, keepdim=True) / K
+    return centred / ((centred**2).sum(-1, keepdim=True) / (K - 1)).sqrt()
+
+
+def case_kd_logit_std() -> None:
+    """``ce_weight CE + kd_weight T^2 KL(softmax(Z(z_t)/T) || softmax(Z(z_s)/T))``."""
+    method = make("kd_logit_std", temperature=1.5, kd_weight=4.0, ce_weight=0.3)
+    zs, zt = z(method, "student"), z(method, "teacher")
+    soft = kl(standardise(zs), standardise(zt), 1.5)
+    assert torch.allclose(method.loss("student", batch()), 0.3 * ce(zs) + 4.0 * soft, atol=1e-5)
+    multi = 0.3 * ce(zs, Y_MULTI) + 4.0 * soft
+    assert torch.allclose(method.loss("student", batch(multi=True)), multi, atol=1e-5)
+
+
 CASES: dict[str, Callable[[], None]] = {
     "supervised": case_supervised, "mimic": case_mimic, "distn": case_distn, "noisy": case_noisy,
-    "codis": case_codis, "nagan": case_nagan, "kdgan": case_kdgan,
+    "codis": case_codis, "nagan": case_nagan, "kdgan": case_kdgan, "dkd": case_dkd, "dist": case_dist,
+    "kd_logit_std": case_kd_logit_std,
 }
 
 
@@ -460,6 +522,19 @@ OPTION_CASES = [  # (method, options, None if accepted else the whole error mess
     ("kdgan", {"distill": "cosine"}, f"options.distill must be one of {DISTILLS}, got 'cosine'"),
     ("kdgan", {"distill_temperature": 0.0}, "options.distill_temperature must be > 0, got 0.0"),
     ("kdgan", {"samples": 0}, "options.samples must be >= 1, got 0"),  # the shared adversarial checks run too
+    ("dkd", {"alpha": 0.0, "beta": 0.0, "temperature": 0.5, "warmup": 0}, None),
+    ("dkd", {"alpha": -1.0}, "options.alpha and options.beta must be >= 0, got -1.0, 8.0"),
+    ("dkd", {"beta": -1.0}, "options.alpha and options.beta must be >= 0, got 1.0, -1.0"),
+    ("dkd", {"temperature": 0.0}, "options.temperature must be > 0, got 0.0"),
+    ("dkd", {"warmup": -1}, "options.warmup must be >= 0 epochs, got -1"),
+    ("dist", {"beta": 0.0, "gamma": 0.0, "temperature": 0.5}, None),
+    ("dist", {"beta": -1.0}, "options.beta and options.gamma must be >= 0, got -1.0, 2.0"),
+    ("dist", {"gamma": -1.0}, "options.beta and options.gamma must be >= 0, got 2.0, -1.0"),
+    ("dist", {"temperature": 0.0}, "options.temperature must be > 0, got 0.0"),
+    ("kd_logit_std", {"kd_weight": 0.0, "ce_weight": 0.0, "temperature": 0.5}, None),
+    ("kd_logit_std", {"temperature": 0.0}, "options.temperature must be > 0, got 0.0"),
+    ("kd_logit_std", {"kd_weight": -1.0}, "options.kd_weight and options.ce_weight must be >= 0, got -1.0, 1.0"),
+    ("kd_logit_std", {"ce_weight": -1.0}, "options.kd_weight and options.ce_weight must be >= 0, got 9.0, -1.0"),
 ]
 
 

@@ -11,7 +11,7 @@ from kdgan.training.runs import find_config
 
 from .conftest import tiny_overrides
 
-EXPECTED = {"supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan"}
+EXPECTED = {"supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan", "dkd", "dist", "kd_logit_std"}
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def splits():
     return load_splits(DataConfig(name="digits", n=100, val_size=100), seed=0)
 
 
-def test_seven_methods_are_registered():
+def test_the_expected_methods_are_registered():
     assert set(METHODS) == EXPECTED
 
 

@@ -93,3 +93,18 @@ def test_a_real_run_directory(tmp_path):
     [(stage, xs, ys)] = curves(read_metrics(tmp_path / "run"), "val_accuracy")
     assert stage == "train" and xs == [0.0, 1.0, 2.0] and all(0 <= y <= 1 for y in ys)
     assert plot_runs([tmp_path / "run"], tmp_path / "run.png", metric="loss_student", x="seconds").is_file()
+
+
+def test_mean_curves_average_seeds_over_their_common_length_without_touching_the_backend(tmp_path):
+    import matplotlib
+
+    from kdgan.evaluation.plot import plot_mean_curves
+
+    backend = matplotlib.get_backend()
+    series = {"kdgan": [[0.5, 0.7, 0.9], [0.7, 0.9]], "nagan": [[0.4]], "distn": [[], []]}
+    drawn = plot_mean_curves(series, tmp_path / "sub" / "curves.png", xlabel="epoch", ylabel="accuracy (%)",
+                             title="t", scale=100)
+    assert drawn == {"kdgan": pytest.approx([60.0, 80.0]), "nagan": pytest.approx([40.0])}  # distn: no curve
+    image = Image.open(tmp_path / "sub" / "curves.png")
+    assert image.format == "PNG" and image.size == (600, 400)
+    assert matplotlib.get_backend() == backend

@@ -1,10 +1,12 @@
-"""The reproduce commands on a tiny budget: outputs, resuming, and the speed measurement."""
+"""The comparison driver and the reproduce commands on a tiny budget: outputs, resuming, methods
+from the registry, per-method overrides, atomic results, and the speed measurement."""
 
 import json
 
 import pytest
 
 from kdgan.cli import main
+from kdgan.errors import ConfigError
 from kdgan.experiments.comparison import commits_note
 from kdgan.experiments.reproduce import epochs_to_reach, reproduce_table1, speed_markdown
 from kdgan.experiments.reproduce_tags import reproduce_table2
@@ -69,7 +71,7 @@ def test_recording_a_run_keeps_the_saved_environment_and_stamps_the_commit(tmp_p
 
     (tmp_path / "results.json").write_text(json.dumps(
         {"results": {}, "params": {}, "environment": {"git_commit": "trained-here"}}))
-    comparison = Comparison(["kdgan"], tmp_path)
+    comparison = Comparison(tmp_path)
     comparison.record("100", "kdgan", {"seed": 0})
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["environment"] == {"git_commit": "trained-here"}
@@ -122,3 +124,118 @@ def test_mean_std_shows_no_spread_for_a_single_run():
 
     assert mean_std([0.5]) == "50.00"
     assert mean_std([0.5, 0.7]) == "60.00 ± 14.14"
+
+
+def _fake_method(name: str, multilabel: bool = True) -> type:
+    from kdgan.methods.distn import Distn
+
+    return type(name, (Distn,), {"name": name, "multilabel": multilabel})
+
+
+def test_default_methods_are_the_registry_so_a_new_method_joins_every_table(monkeypatch):
+    from kdgan.experiments.demo import DEMO_EXCLUDES, demo_spec
+    from kdgan.experiments.reproduce import table1_spec
+    from kdgan.experiments.reproduce_tags import table2_spec
+    from kdgan.methods import METHODS
+
+    monkeypatch.setitem(METHODS, "newkd", _fake_method("newkd"))
+    monkeypatch.setitem(METHODS, "oneclass", _fake_method("oneclass", multilabel=False))
+    everything = tuple(METHODS)
+    assert everything[-2:] == ("newkd", "oneclass")
+    assert table1_spec("mnist", [100], 1).methods_for(multilabel=False) == everything
+    multilabel = table2_spec("emotions", 1).methods_for(multilabel=True)
+    assert multilabel == tuple(m for m in everything if METHODS[m].multilabel)
+    assert "newkd" in multilabel and "oneclass" not in multilabel  # it needs one class per example
+    demo = demo_spec(1).methods_for(multilabel=False)
+    assert demo == tuple(m for m in everything if m not in DEMO_EXCLUDES) and "supervised" not in demo
+    assert table1_spec("mnist", [100], 1, ["kdgan", "newkd"]).methods_for(False) == ("kdgan", "newkd")
+    with pytest.raises(ConfigError, match="method 'oneclass' needs one class per example"):
+        table2_spec("emotions", 1, ["kdgan", "oneclass"]).methods_for(multilabel=True)
+
+
+def test_split_overrides_separates_per_method_items_and_refuses_bad_ones():
+    from kdgan.experiments.overrides import split_overrides
+
+    common, by_method = split_overrides(["train.epochs=3", "kdgan:options.alpha=0.3", "data.dir=C:/x",
+                                         "kdgan:student.optimizer.game_lr=1e-4", "distn:options.temperature=2"])
+    assert common == ["train.epochs=3", "data.dir=C:/x"]
+    assert by_method.by_method == {"kdgan": ("options.alpha=0.3", "student.optimizer.game_lr=1e-4"),
+                                   "distn": ("options.temperature=2",)}
+    with pytest.raises(ConfigError, match="unknown method 'kdgna' before ':'"):
+        split_overrides(["kdgna:options.alpha=1"])
+    with pytest.raises(ConfigError, match="data.n is shared by every method"):
+        split_overrides(["kdgan:data.n=50"])
+    with pytest.raises(ConfigError, match="student.pretrain_epochs is shared by every method"):
+        split_overrides(["kdgan:student.pretrain_epochs=5"])
+    with pytest.raises(ConfigError, match="the supervised teacher and student are shared"):
+        split_overrides(["supervised:train.epochs=5"])
+    with pytest.raises(ConfigError, match="which this comparison does not run"):
+        by_method.check(["kdgan"])
+
+
+def _record_runs(monkeypatch) -> dict:
+    """Replace the training in a comparison by recording each run's config (no network trains)."""
+    from kdgan.experiments import comparison
+
+    seen: dict = {}
+
+    def run_method(config, splits, teacher, student):
+        seen.setdefault(config.method, []).append(config)
+        return {"seed": config.seed, "test": {"accuracy": 0.5}, "val": {"accuracy": 0.5}, "best_test": {},
+                "selected_epoch": 0, "seconds": 0.0, "curve": []}
+
+    monkeypatch.setattr(comparison, "shared_pretraining",
+                        lambda base, splits, *args, **kwargs: comparison.SharedStart({}, {}, {}, {}))
+    monkeypatch.setattr(comparison, "run_method", run_method)
+    return seen
+
+
+def test_per_method_set_reaches_that_methods_runs_only(monkeypatch, capsys):
+    seen = _record_runs(monkeypatch)
+    args = ["demo", "--seeds", "2", "--methods", "distn,kdgan", "--set", "train.epochs=3",
+            "--set", "kdgan:student.optimizer.game_lr=1e-4", "--set", "kdgan:options.alpha=0.25",
+            "--set", "distn:options.temperature=2.5"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert [c.seed for c in seen["kdgan"]] == [0, 1] and [c.seed for c in seen["distn"]] == [0, 1]
+    for config in seen["kdgan"]:
+        assert config.student.optimizer.game_lr == 1e-4 and config.options["alpha"] == 0.25
+        assert config.train.epochs == 3  # the common override too
+    for config in seen["distn"]:
+        assert config.student.optimizer.game_lr != 1e-4 and "alpha" not in config.options
+        assert config.options == {"temperature": 2.5} and config.train.epochs == 3
+
+
+def test_bad_per_method_options_are_refused_before_anything_trains(monkeypatch, capsys):
+    seen = _record_runs(monkeypatch)
+    assert main(["demo", "--seeds", "1", "--methods", "distn,kdgan", "--set", "distn:options.alpah=1"]) == 2
+    assert "options.alpah" in capsys.readouterr().err and seen == {}
+    assert main(["demo", "--seeds", "1", "--methods", "distn,kdgna"]) == 2
+    assert "unknown method 'kdgna' in --methods" in capsys.readouterr().err and seen == {}
+
+
+def test_results_json_is_written_atomically(tmp_path, monkeypatch):
+    from kdgan.errors import OutputError
+    from kdgan.experiments.comparison import Comparison
+
+    comparison = Comparison(tmp_path)
+    comparison.record("100", "kdgan", {"seed": 0})
+    before = (tmp_path / "results.json").read_text()
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("kdgan.storage.os.replace", fail)
+    with pytest.raises(OutputError, match="No space left"):
+        comparison.record("100", "kdgan", {"seed": 1})
+    assert (tmp_path / "results.json").read_text() == before  # the previous file survives whole
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_command_line_flags_become_overrides_after_the_users_set_items():
+    from kdgan.experiments.comparison import run_options
+
+    assert run_options(["train.epochs=9", "kdgan:options.alpha=0.3"], epochs=2, device="cuda", data_dir="/d",
+                       progress=True) == ("train.epochs=9", "kdgan:options.alpha=0.3", "train.epochs=2", "device=cuda",
+                                          "data.dir=/d", "train.progress=true")
+    assert run_options([]) == ("train.progress=false",)

@@ -1,15 +1,14 @@
-"""The ``kdgan`` command line: methods, train, evaluate, demo, reproduce, export, predict, plot."""
+"""The ``kdgan`` command line: methods, train, evaluate, demo, reproduce, export, predict, plot, tune."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 
-from kdgan.errors import ConfigError, KDGANError, OutputError
+from kdgan.errors import ConfigError, KDGANError
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -22,37 +21,17 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from kdgan.config import load_config
-    from kdgan.storage import output_error
-    from kdgan.training.build import build_trainer, method_options
-    from kdgan.training.distributed import barrier, setup
-    from kdgan.training.runlock import check_not_in_use, check_output_dir, run_lock
-    from kdgan.training.runs import find_config, prepare_run_dir
+    from kdgan.training.build import method_options, train_run
+    from kdgan.training.runs import find_config
 
-    overrides = list(args.set)
-    if args.data_dir:
-        overrides.append(f"data.dir={args.data_dir}")
+    overrides = [*args.set, *([f"data.dir={args.data_dir}"] if args.data_dir else [])]
     config = load_config(find_config(args.config), overrides)
     method_options(config)  # refuse bad options before a run directory is made
     if args.out is not None and not args.out.strip():
         raise ConfigError("--out is empty; give the run's folder, or leave --out out for runs/METHOD-TIMESTAMP")
     out = Path(args.out) if args.out else Path("runs") / f"{config.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_output_dir(out)  # a file, a path under a file, an unwritable folder: refused before the build
-    check_not_in_use(out)  # a second writer too (the lock itself is taken below, after the build)
-    info = setup(config.device)
-    trainer = build_trainer(config, out_dir=out, dist_info=info)  # data and networks are checked first
-    # Rank 0 writes the run and holds its lock from before the first write until the run ends.
-    with run_lock(out) if info.is_main else contextlib.nullcontext():
-        if info.is_main:
-            prepare_run_dir(out, config, args.resume)
-        barrier(info)
-        try:
-            result = trainer.fit(resume=args.resume)
-        except OSError as err:  # disk full, permissions changed, ... while training
-            error = err if isinstance(err, OutputError) else output_error(Path(err.filename or out), err)
-            resumable = OutputError(f"{error} (then the run continues from its last checkpoint with --resume)")
-            resumable.errno, resumable.filename = error.errno, error.filename
-            raise resumable from err
-    if info.is_main:
+    result = train_run(config, out, args.resume)
+    if result is not None:  # the process that wrote the run
         print(json.dumps(result.to_dict(), indent=2))
         print(f"run written to {out}", file=sys.stderr)
     return 0
@@ -66,18 +45,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from kdgan.experiments.demo import DEMO_METHODS, markdown_table, run_demo
+    from kdgan.experiments.demo import markdown_table, run_demo
 
     check_at_least_one(args.seeds, "--seeds")
-    methods = args.methods.split(",") if args.methods else DEMO_METHODS
-    report = run_demo(seeds=args.seeds, methods=methods, config=args.config, overrides=args.set,
+    report = run_demo(seeds=args.seeds, methods=parse_methods(args.methods), config=args.config, overrides=args.set,
                       out=Path(args.out) if args.out else None, progress=args.progress)
     print(markdown_table(report))
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from kdgan.experiments.reproduce import TABLE1_CONFIGS, TABLE1_METHODS, reproduce_table1
+    from kdgan.experiments.reproduce import TABLE1_CONFIGS
     from kdgan.experiments.reproduce_tags import TABLE2_CONFIGS
 
     datasets = TABLE1_CONFIGS if args.table == "table1" else TABLE2_CONFIGS
@@ -85,10 +63,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise ConfigError(f"--dataset for {args.table} must be one of {', '.join(datasets)}; got {args.dataset!r}")
     check_at_least_one(args.seeds, "--seeds")
     sizes = parse_sizes(args.sizes)
-    methods = args.methods.split(",") if args.methods else TABLE1_METHODS
+    methods = parse_methods(args.methods)
     out = Path(args.out or f"runs/{args.table}-{args.dataset}")
     if args.table == "table1":
-        from kdgan.experiments.reproduce import table1_markdown
+        from kdgan.experiments.reproduce import reproduce_table1, table1_markdown
 
         report = reproduce_table1(args.dataset, sizes, args.seeds, out, methods, args.epochs, args.device,
                                   args.data_dir, args.set, args.progress, args.report_only)
@@ -96,8 +74,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         from kdgan.experiments.reproduce_tags import reproduce_table2, table2_markdown
 
-        report = reproduce_table2(args.dataset, args.seeds, out, args.methods.split(",") if args.methods else None,
-                                  args.epochs, args.device, args.data_dir, args.set, args.progress, args.report_only)
+        report = reproduce_table2(args.dataset, args.seeds, out, methods, args.epochs, args.device, args.data_dir,
+                                  args.set, args.progress, args.report_only)
         print(table2_markdown(report))
     print(f"results in {out}", file=sys.stderr)
     return 0
@@ -107,6 +85,11 @@ def check_at_least_one(value: int, option: str) -> None:
     """Refuse a count (of seeds) below one, which would run nothing and report an empty table."""
     if value < 1:
         raise ConfigError(f"{option} must be at least 1, got {value}")
+
+
+def parse_methods(text: str | None) -> list[str] | None:
+    """``--methods``: method names separated by commas; None (every registered method) when not given."""
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -147,6 +130,33 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    if args.report:
+        from kdgan.experiments.tune_report import write_report
+
+        out = Path(args.out) if args.out else (Path(args.report) / "report" if "://" not in args.report
+                                               else Path("tune-report"))
+        write_report(args.report, out)
+        print(f"report written to {out / 'report.md'}", file=sys.stderr)
+        return 0
+    from kdgan.experiments.tune import TuneSpec, storage_url, tune
+
+    if args.config is None or args.method is None or args.trials is None:
+        raise ConfigError("kdgan tune needs CONFIG, --method and --trials (or --report DIR|URL to report on studies)")
+    out = Path(args.out or f"runs/tune-{Path(args.config).stem}")
+    overrides = list(args.set) + ([f"data.dir={args.data_dir}"] if args.data_dir else [])
+    spec = TuneSpec(config=args.config, method=args.method, storage=storage_url(args.storage, out),
+                    study=args.study or args.method, out=out, overrides=tuple(overrides), seed=args.seed,
+                    prune=not args.no_prune, heartbeat=args.heartbeat)
+    study = tune(spec, args.trials, args.jobs)
+    states = [t.state.name for t in study.trials]
+    summary = {s: states.count(s) for s in sorted(set(states))}
+    print(json.dumps({"study": study.study_name, "storage": spec.storage, "trials": summary}, indent=2))
+    if "COMPLETE" in summary:
+        print(json.dumps({"best_value": study.best_value, "best_params": study.best_params}, indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kdgan", description="Knowledge distillation with GANs (KDGAN) and baselines.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -170,9 +180,11 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="every method on the embedded digits data; prints a table")
     demo.add_argument("--seeds", type=int, default=3)
     demo.add_argument("--out", help="folder for results.json and table.md")
-    demo.add_argument("--methods", help="comma-separated subset of methods")
+    demo.add_argument("--methods", help="comma-separated methods (default: every registered method; the "
+                      "supervised student is always the baseline row)")
     demo.add_argument("--config", default="digits_kdgan", help="base config (networks, data, KDGAN options)")
-    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base config")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override the base config; METHOD:KEY=VALUE for one method only")
     demo.add_argument("--progress", action="store_true", help="show per-run progress bars")
     demo.set_defaults(func=cmd_demo)
 
@@ -181,12 +193,13 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--dataset", required=True, help="table1: mnist or cifar10; table2: corel5k, yeast or emotions")
     rep.add_argument("--sizes", default="100,1000", help="table1: labelled-set sizes, comma-separated")
     rep.add_argument("--seeds", type=int, default=3)
-    rep.add_argument("--methods", help="comma-separated subset of methods")
+    rep.add_argument("--methods", help="comma-separated methods (default: every registered method)")
     rep.add_argument("--epochs", type=int, help="epochs of every method (default: the config's)")
     rep.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     rep.add_argument("--data-dir", help="folder with the dataset's files (else $KDGAN_DATA)")
     rep.add_argument("--out", help="results folder (default runs/TABLE-DATASET); rerun to resume")
-    rep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the config")
+    rep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override the config; METHOD:KEY=VALUE for one method only")
     rep.add_argument("--progress", action="store_true", help="show per-run progress bars")
     rep.add_argument("--report-only", action="store_true",
                      help="train nothing; rewrite the tables and plots from the runs already in --out")
@@ -216,6 +229,24 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--x", choices=["epoch", "seconds"], default="epoch")
     plot.add_argument("--pretrain", action="store_true", help="include pretraining stages")
     plot.set_defaults(func=cmd_plot)
+
+    tn = sub.add_parser("tune", help="search a method's hyperparameters on validation (Optuna); --report to summarise")
+    tn.add_argument("config", nargs="?", help="a YAML config file or a built-in config name")
+    tn.add_argument("--method", help="the method to tune (its search space is declared next to its Options)")
+    tn.add_argument("--trials", type=int, help="trials to add to the study (shared among --jobs workers)")
+    tn.add_argument("--storage", help="Optuna database URL, e.g. postgresql://user@host/db (default OUT/study.db)")
+    tn.add_argument("--study", help="study name (default: the method); a rerun adds trials to it")
+    tn.add_argument("--jobs", type=int, default=1, help="worker processes (each with the config's threads)")
+    tn.add_argument("--out", help="folder for study.db and the shared pretrained players (default "
+                    "runs/tune-CONFIG); with --report, the report's folder")
+    tn.add_argument("--seed", type=int, default=0, help="the sampler's seed (training uses the config's seed)")
+    tn.add_argument("--no-prune", action="store_true", help="train every trial to the end (no median pruner)")
+    tn.add_argument("--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; "
+                    "a trial silent for twice that is marked failed")
+    tn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the config")
+    tn.add_argument("--data-dir", help="folder with the dataset's files (else $KDGAN_DATA)")
+    tn.add_argument("--report", metavar="DIR|URL", help="write the report of every study in this storage")
+    tn.set_defaults(func=cmd_tune)
     return top
 
 

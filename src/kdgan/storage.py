@@ -12,7 +12,7 @@ import errno
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -74,40 +74,44 @@ class _WriteErrorRecorder:
         self.handle.flush()
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` so that a crash mid-write leaves any earlier file at ``path`` intact; a failed
-    write raises :class:`~kdgan.errors.OutputError` naming ``path`` and the cause (e.g. disk full)."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` with ``write(handle)`` into a temporary file beside it, synced to disk and
+    renamed over ``path``: readers never see half a file, and a crash mid-write leaves any earlier
+    file intact. A failed write raises :class:`~kdgan.errors.OutputError` naming ``path`` and the
+    cause (e.g. disk full)."""
     with reported_as_output_error(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                writer = _WriteErrorRecorder(handle)
-                try:
-                    torch.save(obj, writer)
-                except RuntimeError:
-                    if writer.error is not None:
-                        raise writer.error from None
-                    raise
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a small text file through a temporary file and a rename (errors as in atomic_save)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with reported_as_output_error(path):
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+
+    def write(handle: BinaryIO) -> None:
+        writer = _WriteErrorRecorder(handle)
         try:
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
             raise
+
+    atomic_write(path, write)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file (UTF-8) through :func:`atomic_write`."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 RESTART_HINT = "delete it to restart the run from scratch, or restore a good copy"

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from kdgan.config import DataConfig
 from kdgan.data.arff import MULAN_FILES, read_mulan
+from kdgan.data.checksums import SHA256, has_checksums
 from kdgan.data.cifar import load_cifar10_pool
 from kdgan.data.core import (
     Batch,
@@ -17,11 +18,12 @@ from kdgan.data.core import (
     target_distribution,
 )
 from kdgan.data.digits import load_digits_pool
-from kdgan.data.idx import load_idx_pool, resolve_dir
+from kdgan.data.idx import load_idx_pool
+from kdgan.data.location import dataset_dir
 from kdgan.data.own import DEFAULT_TEST_FRACTION, load_arrays, load_image_folder
 from kdgan.data.preprocess import apply_preprocess, per_feature, per_image
 from kdgan.data.twoview import TWO_VIEWS, split_views, two_view
-from kdgan.data.yfcc import read_yfcc
+from kdgan.data.yfcc import FEATURES, TAGS, TEXTS, read_yfcc
 from kdgan.errors import ConfigError
 
 # A loader reads the data section and returns (training pool, test set), or (training pool, test
@@ -40,16 +42,16 @@ LABEL_NAMES: dict[str, list[str]] = {
 }
 
 
-def load_mulan_named(name: str, directory: str | None) -> tuple[TensorData, TensorData, list[str]]:
+def load_mulan_named(name: str, config: DataConfig) -> tuple[TensorData, TensorData, list[str]]:
     """A Mulan set's (pool, test, label attribute names in column order)."""
-    train, test = read_mulan(name, directory)
+    train, test = read_mulan(name, config.dir, config.verify)
     return train.to_tensor_data(), test.to_tensor_data(), train.label_names
 
 
-def load_two_view_named(name: str, directory: str | None) -> tuple[TensorData, TensorData, list[str]]:
+def load_two_view_named(name: str, config: DataConfig) -> tuple[TensorData, TensorData, list[str]]:
     """A two-view Mulan set's (pool, test, label names): the student sees one view, the teacher both."""
     spec = two_view(name)
-    train, test = read_mulan(spec.dataset, directory)
+    train, test = read_mulan(spec.dataset, config.dir, config.verify)
     return split_views(train, spec), split_views(test, spec), train.label_names
 
 
@@ -58,22 +60,27 @@ def load_yfcc_named(
 ) -> tuple[TensorData, TensorData, list[str]]:
     """A YFCC-style folder's (pool, test, tags); without split.txt, ``test_fraction`` of the posts is the test set."""
     fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
-    data = read_yfcc(resolve_dir("yfcc", directory), test_fraction=fraction)
+    files = (FEATURES, TEXTS, TAGS)
+    folder = dataset_dir("yfcc", directory, ("yfcc", "."), lambda c: any((c / f).is_file() for f in files),
+                         ", ".join(files))
+    data = read_yfcc(folder, test_fraction=fraction)
     return data.train, data.test, list(data.tags)
+
 
 DATASETS: dict[str, tuple[str, PoolLoader]] = {
     "digits": ("scikit-learn's bundled 8x8 digits (embedded, no file needed)", lambda c: load_digits_pool()),
-    "mnist": ("MNIST from IDX files", lambda c: load_idx_pool("mnist", c.dir)),
-    "fashion-mnist": ("Fashion-MNIST from IDX files", lambda c: load_idx_pool("fashion-mnist", c.dir)),
-    "cifar10": ("CIFAR-10 from the python pickle batches or the JPEG zips", lambda c: load_cifar10_pool(c.dir)),
+    "mnist": ("MNIST from IDX files", lambda c: load_idx_pool("mnist", c.dir, c.verify)),
+    "fashion-mnist": ("Fashion-MNIST from IDX files", lambda c: load_idx_pool("fashion-mnist", c.dir, c.verify)),
+    "cifar10": ("CIFAR-10 from the python pickle batches or the JPEG zips",
+                lambda c: load_cifar10_pool(c.dir, c.verify)),
     **{
-        name: (f"{name} (Mulan ARFF, multi-label)", lambda c, name=name: load_mulan_named(name, c.dir))
+        name: (f"{name} (Mulan ARFF, multi-label)", lambda c, name=name: load_mulan_named(name, c))
         for name in MULAN_FILES
     },
     **{
         f"{name}-2view": (
             f"{name}: the student sees one view, the teacher both",
-            lambda c, name=name: load_two_view_named(name, c.dir),
+            lambda c, name=name: load_two_view_named(name, c),
         )
         for name in TWO_VIEWS
     },
@@ -87,6 +94,9 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     """Load a dataset and split it into n labelled training examples, validation and test."""
     if config.name not in DATASETS:
         raise ConfigError(f"unknown dataset {config.name!r}; known: {', '.join(DATASETS)}")
+    if config.verify and not has_checksums(config.name):
+        raise ConfigError(f"data.verify checks the published files of {', '.join(SHA256)}; {config.name!r} has "
+                          "no published checksums, so set data.verify=false")
     pool, test, *named = DATASETS[config.name][1](config)
     names = LABEL_NAMES.get(config.name) or (list(named[0]) if named and named[0] else None)
     subset_seed = seed if config.subset_seed is None else config.subset_seed

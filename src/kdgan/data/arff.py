@@ -14,7 +14,6 @@ columns (the Mulan ``medical`` files say ``-C 45`` but their labels are the *las
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from kdgan.data.core import TensorData
-from kdgan.data.idx import check_data_dir
+from kdgan.data.location import dataset_dir
 from kdgan.errors import DataError
 
 # name -> (folder, training file, test file, label XML), as distributed in Mulan's repository
@@ -566,35 +565,21 @@ def _data_line_numbers(lines: list[str], start: int) -> list[int]:
 # ---------------------------------------------------------------- Mulan datasets
 
 
-def mulan_dir(name: str, directory: str | Path | None) -> Path:
-    """The folder holding Mulan dataset ``name``: ``directory`` (or ``$KDGAN_DATA``) itself, its
-    ``<name>/`` subfolder, or its ``multilabel/<name>/`` subfolder, whichever holds the files."""
+def mulan_dir(name: str, directory: str | Path | None, verify: bool = False) -> Path:
+    """The folder holding Mulan dataset ``name``: the data directory's ``<name>/`` or
+    ``multilabel/<name>/`` subfolder or the directory itself, whichever holds its training file."""
     key = name.lower()
     if key not in MULAN_FILES:
         raise DataError(f"unknown Mulan dataset {name!r}; known: {', '.join(MULAN_FILES)}")
     folder, train, test, xml = MULAN_FILES[key]
-    root = directory or os.environ.get("KDGAN_DATA")
-    if not root:
-        raise DataError(
-            f"dataset {name!r} needs its files ({train}, {test}, {xml}): pass a data directory or set KDGAN_DATA "
-            f"to a folder holding them or a '{folder}/' or 'multilabel/{folder}/' subfolder"
-        )
-    base = Path(root).expanduser()
-    check_data_dir(base)
-    candidates = [base / folder, base / "multilabel" / folder, base]
-    for candidate in candidates:
-        if (candidate / train).is_file():
-            return candidate
-    raise DataError(
-        f"dataset {name!r}: {train}, {test} and {xml} were expected in one of "
-        f"{', '.join(str(c) for c in candidates)}, but {train} is in none of them; download the Mulan files there "
-        "or pass the folder that holds them"
-    )
+    return dataset_dir(name, directory, (folder, f"multilabel/{folder}", "."), lambda c: (c / train).is_file(),
+                       f"{train}, {test} and {xml}", verify)
 
 
-def read_mulan(name: str, directory: str | Path | None = None) -> tuple[ArffData, ArffData]:
-    """The standard (train, test) split of a Mulan dataset as ArffData, labels from its XML."""
-    folder = mulan_dir(name, directory)
+def read_mulan(name: str, directory: str | Path | None = None, verify: bool = False) -> tuple[ArffData, ArffData]:
+    """The standard (train, test) split of a Mulan dataset as ArffData, labels from its XML; with
+    ``verify``, the files' published checksums are checked first."""
+    folder = mulan_dir(name, directory, verify)
     _, train_file, test_file, xml_file = MULAN_FILES[name.lower()]
     for needed in (test_file, xml_file):
         if not (folder / needed).is_file():

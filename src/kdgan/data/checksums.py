@@ -3,7 +3,7 @@
 The values are those of the published files as listed in ``shared/data/SHA256SUMS`` (the gzipped
 MNIST and Fashion-MNIST IDX files, the two CIFAR-10 JPEG zip archives, and the Mulan multi-label
 ARFF and label-XML files). A file whose hash differs is corrupt, truncated, or another version:
-:func:`verify_file` and :func:`verify_dataset` raise :class:`~kdgan.errors.DataError` naming the
+:func:`verify_file` and :func:`verify_folder` raise :class:`~kdgan.errors.DataError` naming the
 file, the expected and the found hash, and the fix.
 
 Files are hashed in chunks (1 MiB by default), so memory use does not grow with the file size.
@@ -11,7 +11,8 @@ Only files with a published hash are checked: an IDX file the user decompressed 
 CIFAR-10 python batches, or files of other datasets are left alone (the loaders check their
 structure).
 
-Not wired into the loaders yet; the intended call sites are named in ``docs/RELIABILITY.md``.
+The readers of MNIST, Fashion-MNIST, CIFAR-10 and the Mulan sets call :func:`verify_folder` on
+the folder they found when the config sets ``data.verify: true`` (see :mod:`kdgan.data.location`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from kdgan.errors import DataError
 
 CHUNK_SIZE = 1 << 20
 
-# How a user who modified a copy on purpose skips the check (change when the loaders are wired).
-SKIP_HINT = "pass verify=False to skip the check"
+# How a user who modified a copy on purpose skips the check.
+SKIP_HINT = "set data.verify=false (the default) to skip the check"
 
 # dataset -> {file name: sha256}, from shared/data/SHA256SUMS (facts about the public files)
 SHA256: dict[str, dict[str, str]] = {
@@ -94,14 +95,14 @@ SHA256: dict[str, dict[str, str]] = {
     },
 }
 
-MULAN = ("bibtex", "corel5k", "delicious", "emotions", "enron", "medical", "scene", "yeast")
+def has_checksums(name: str) -> bool:
+    """Whether dataset ``name``'s files have published checksums (``emotions-2view``: emotions')."""
+    return name.lower().removesuffix("-2view") in SHA256
 
 
 def _canonical(name: str) -> str:
     """The checksum table's key for a dataset name (``emotions-2view`` uses the emotions files)."""
-    key = name.lower()
-    if key.endswith("-2view"):
-        key = key[: -len("-2view")]
+    key = name.lower().removesuffix("-2view")
     if key not in SHA256:
         raise DataError(f"no published checksums for dataset {name!r}; known: {', '.join(SHA256)}")
     return key
@@ -164,32 +165,16 @@ def verify_file(
     return found
 
 
-def dataset_folder(name: str, directory: str | os.PathLike[str]) -> Path:
-    """The folder holding ``name``'s files: ``directory`` itself or its ``<name>/`` (for Mulan
-    data also ``multilabel/<name>/``) subfolder, whichever holds one of the known files."""
+def verify_folder(name: str, folder: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -> dict[str, str | None]:
+    """Verify every file of dataset ``name`` with a published hash that is present in ``folder``
+    (found by :func:`kdgan.data.location.dataset_dir`). Returns {file name: hash found, or None if
+    the file is absent}; the readers report missing files themselves. Raises DataError on the
+    first mismatch, or when none of the dataset's files is there."""
     key = _canonical(name)
-    base = Path(directory).expanduser()
-    candidates = [base, base / key]
-    if key in MULAN:
-        candidates.append(base / "multilabel" / key)
-    for candidate in candidates:
-        if any((candidate / file).is_file() for file in SHA256[key]):
-            return candidate
-    raise DataError(
-        f"none of the {key} files ({', '.join(SHA256[key])}) is in {', '.join(str(c) for c in candidates)}; "
-        "pass the folder that holds them"
-    )
-
-
-def verify_dataset(
-    name: str, directory: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE
-) -> dict[str, str | None]:
-    """Verify every file of dataset ``name`` with a published hash that is present in
-    ``directory`` (or its dataset subfolder). Returns {file name: hash found, or None if the file
-    is absent}; the loaders report missing files themselves. Raises DataError on the first
-    mismatch, or when none of the dataset's files is there."""
-    key = _canonical(name)
-    folder = dataset_folder(key, directory)
+    folder = Path(folder)
+    if not any((folder / file).is_file() for file in SHA256[key]):
+        raise DataError(f"none of the {key} files ({', '.join(SHA256[key])}) is in {folder}; pass the folder that "
+                        "holds them, or set data.verify=false to read other files there unchecked")
     results: dict[str, str | None] = {}
     for file, expected in SHA256[key].items():
         path = folder / file
@@ -199,9 +184,9 @@ def verify_dataset(
 
 __all__ = [
     "SHA256",
-    "dataset_folder",
     "expected_sha256",
+    "has_checksums",
     "sha256_file",
-    "verify_dataset",
+    "verify_folder",
     "verify_file",
 ]

@@ -16,7 +16,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -28,8 +27,9 @@ import numpy as np
 import torch
 
 from kdgan.data.core import TensorData
-from kdgan.data.idx import check_data_dir
+from kdgan.data.location import data_root, dataset_dir
 from kdgan.errors import DataError
+from kdgan.storage import atomic_write
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (3, 32, 32)
@@ -291,19 +291,6 @@ def archive_key(path: Path) -> str:
     return f"{size}-{digest.hexdigest()[:16]}"
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache holds public data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_jpeg_split(path: str | os.PathLike[str], split: str, cache: Path | None = None) -> TensorData:
     """One archive as TensorData, decoded once and then read from the ``.npy`` cache.
 
@@ -326,8 +313,8 @@ def load_jpeg_split(path: str | os.PathLike[str], split: str, cache: Path | None
     images, labels = read_jpeg_zip(path, split)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        _save_atomic(y_file, labels)  # labels first: the images file marks a complete entry
-        _save_atomic(x_file, images)
+        atomic_write(y_file, lambda handle: np.save(handle, labels))  # first: the images mark a complete entry
+        atomic_write(x_file, lambda handle: np.save(handle, images))
     except OSError as err:
         warnings.warn(
             f"could not cache decoded CIFAR-10 images in {cache} ({err}); set KDGAN_CACHE to a writable "
@@ -357,34 +344,32 @@ def load_cifar10_jpeg(directory: str | os.PathLike[str], cache: Path | None = No
 # ----------------------------------------------------------------------------------------------
 
 
-def load_cifar10_pool(directory: str | None) -> tuple[TensorData, TensorData]:
-    """Return (50k training pool, 10k test set) from ``directory`` (or ``$KDGAN_DATA``) or its
-    ``cifar10/`` subfolder. In each place the lossless pickle batches (folder or tarball) win over
-    the JPEG zips."""
-    root = directory or os.environ.get("KDGAN_DATA")
-    if not root:
-        raise DataError(
-            "dataset 'cifar10' needs its files: pass --data-dir DIR (or data.dir in the config) or set "
-            f"KDGAN_DATA to a folder holding them or a 'cifar10/' subfolder; {DOWNLOAD_HINT}"
-        )
-    base = Path(root).expanduser()
+def load_cifar10_pool(directory: str | None, verify: bool = False) -> tuple[TensorData, TensorData]:
+    """Return (50k training pool, 10k test set) from the data directory (or a tarball given as
+    ``directory``), its ``cifar10/`` or its ``cifar-10/`` subfolder (see :mod:`kdgan.data.location`).
+    In each place the lossless pickle batches (folder or tarball) win over the JPEG zips; with
+    ``verify``, the JPEG zips' published checksums are checked first."""
+    needs = f"'{PICKLE_FOLDER}/' (or {PICKLE_TARBALL}) or the JPEG archives {', '.join(JPEG_ZIPS.values())}"
+    base = data_root("cifar10", directory, f"{needs}; {DOWNLOAD_HINT}", ("cifar10",))
     if base.is_file() and base.name.endswith((".tar.gz", ".tgz", ".tar")):
+        if verify:
+            raise DataError(f"data.verify: {base} has no published checksum (the JPEG zips have); set "
+                            "data.verify=false to read it unchecked")
         return load_cifar10_tarball(base)
-    check_data_dir(base)
-    for candidate in (base, base / "cifar10", base / "cifar-10"):
-        if not candidate.is_dir():
-            continue
-        folder = find_pickle_folder(candidate)
-        if folder is not None:
-            return load_cifar10_pickles(folder)
-        if (candidate / PICKLE_TARBALL).is_file():
-            return load_cifar10_tarball(candidate / PICKLE_TARBALL)
-        if any((candidate / name).is_file() for name in JPEG_ZIPS.values()):
-            return load_cifar10_jpeg(candidate)
-    raise DataError(
-        f"no CIFAR-10 files in {base} or {base / 'cifar10'}: expected '{PICKLE_FOLDER}/' (or "
-        f"{PICKLE_TARBALL}) or the JPEG archives {', '.join(JPEG_ZIPS.values())}; {DOWNLOAD_HINT}"
-    )
+    folder = dataset_dir("cifar10", base, (".", "cifar10", "cifar-10"), _holds_cifar10, f"{needs}; {DOWNLOAD_HINT}",
+                         verify)
+    pickles = find_pickle_folder(folder)
+    if pickles is not None:
+        return load_cifar10_pickles(pickles)
+    if (folder / PICKLE_TARBALL).is_file():
+        return load_cifar10_tarball(folder / PICKLE_TARBALL)
+    return load_cifar10_jpeg(folder)
+
+
+def _holds_cifar10(folder: Path) -> bool:
+    """Whether ``folder`` holds CIFAR-10 in any format this module reads."""
+    return (find_pickle_folder(folder) is not None or (folder / PICKLE_TARBALL).is_file()
+            or any((folder / name).is_file() for name in JPEG_ZIPS.values()))
 
 
 __all__ = [

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from kdgan.data.core import TensorData
+from kdgan.data.location import dataset_dir
 from kdgan.errors import DataError
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
@@ -21,10 +21,9 @@ FILES = {
 
 def _find(directory: Path, stem: str) -> Path:
     """Locate ``stem`` or ``stem.gz``; also accept the 'train-images.idx3-ubyte' spelling."""
-    dotted = stem.replace("-idx", ".idx")
-    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-        if (directory / name).is_file():
-            return directory / name
+    found = _spellings(directory, stem)
+    if found:
+        return found[0]
     expected = ", ".join(f"{s}[.gz]" for pair in FILES.values() for s in pair)
     raise DataError(
         f"{stem}[.gz] not found in {directory}. An IDX dataset directory must hold: {expected}. "
@@ -40,7 +39,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
             raw = handle.read()
     except (OSError, EOFError) as err:
         raise DataError(f"{path} could not be read ({err}); the file is corrupt or truncated: download it again "
-                        "(kdgan.data.checksums can verify it)") from None
+                        "(set data.verify=true to check the files' published checksums)") from None
     if len(raw) < 8:
         raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
     found = int.from_bytes(raw[:4], "big")
@@ -78,36 +77,22 @@ def load_idx_split(directory: Path, split: str) -> TensorData:
     return TensorData(x, torch.from_numpy(labels.astype(np.int64)), 10)
 
 
-def check_data_dir(base: Path) -> None:
-    """Refuse a data directory that does not exist or is a file, saying which."""
-    if base.is_dir():
-        return
-    if base.exists():
-        raise DataError(f"data directory {base} is a file, not a folder; pass the folder that holds the dataset's "
-                        "files with --data-dir or KDGAN_DATA")
-    raise DataError(f"data directory {base} does not exist; pass an existing folder with --data-dir or KDGAN_DATA")
+def holds_idx_files(folder: Path) -> bool:
+    """Whether ``folder`` holds any of the four IDX files (in any accepted spelling)."""
+    return any(_spellings(folder, stem) for pair in FILES.values() for stem in pair)
 
 
-def resolve_dir(name: str, directory: str | None) -> Path:
-    """The folder holding ``name``'s files: the given one (or ``$KDGAN_DATA``), or its subfolder
-    named after the dataset."""
-    root = directory or os.environ.get("KDGAN_DATA")
-    if not root:
-        raise DataError(
-            f"dataset {name!r} needs its files: pass --data-dir DIR (or data.dir in the config) "
-            "or set KDGAN_DATA to a folder holding them or a '{name}/' subfolder"
-        )
-    base = Path(root).expanduser()
-    for candidate in (base / name, base):
-        if candidate.is_dir() and any(candidate.glob("t10k-*")):
-            return candidate
-    check_data_dir(base)
-    return base / name if (base / name).is_dir() else base
+def _spellings(folder: Path, stem: str) -> list[Path]:
+    """The files in ``folder`` that are ``stem`` in an accepted spelling: .gz or not, '-idx' or '.idx'."""
+    dotted = stem.replace("-idx", ".idx")
+    return [folder / name for name in (stem, stem + ".gz", dotted, dotted + ".gz") if (folder / name).is_file()]
 
 
-def load_idx_pool(name: str, directory: str | None) -> tuple[TensorData, TensorData]:
-    """Return (60k training pool, 10k test set) of an IDX dataset as 1x28x28 images in [0, 1]."""
-    folder = resolve_dir(name, directory)
+def load_idx_pool(name: str, directory: str | None, verify: bool = False) -> tuple[TensorData, TensorData]:
+    """Return (60k training pool, 10k test set) of an IDX dataset as 1x28x28 images in [0, 1], from
+    the data directory or its ``<name>/`` subfolder (see :mod:`kdgan.data.location`)."""
+    needs = "the four IDX files " + ", ".join(f"{stem}[.gz]" for pair in FILES.values() for stem in pair)
+    folder = dataset_dir(name, directory, (name, "."), holds_idx_files, needs, verify)
     train, test = load_idx_split(folder, "train"), load_idx_split(folder, "test")
     if train.x.shape[1:] != test.x.shape[1:]:
         raise DataError(

@@ -5,7 +5,8 @@ takes raw inputs (preprocessing, then network) for prediction and export.
 student.pt holds ``state_dict``; ``model`` (``spec``, the network's model spec, or None for a
 network kdgan cannot rebuild; ``in_shape``; ``num_classes``; ``role``); ``preprocess`` (see
 :mod:`kdgan.data.preprocess`); ``label_names`` (or None); and, when written by a run, ``role``,
-``epoch``, ``metric``, ``val_value`` and ``run_info`` (the run's config). Only tensors, strings,
+``epoch``, ``metric``, ``val_value`` and ``run_info`` (``config``: the run's
+:meth:`~kdgan.config.RunConfig.to_dict`, read back typed by :func:`kdgan.config.saved_config`). Only tensors, strings,
 numbers, lists and dicts: it loads with ``weights_only=True``.
 
 This module needs no data and no training engine (nor does :func:`load_student`).
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdgan.config import RunConfig, saved_config
 from kdgan.data.preprocess import Deployed, Preprocess, check_preprocess, describe, per_image
 from kdgan.errors import ConfigError, DataError
 from kdgan.models import build_model
@@ -48,9 +50,17 @@ class LoadedStudent:
     path: Path
     preprocess: Preprocess = field(default_factory=lambda: {"kind": "none"})
     label_names: list[str] | None = None
-    method: str | None = None
-    dataset: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig | None = None
+
+    @property
+    def method(self) -> str | None:
+        """The method that trained it, when a run wrote it."""
+        return self.config.method if self.config else None
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset it was trained on, when a run wrote it."""
+        return self.config.data.name if self.config else None
 
     @property
     def input_range(self) -> tuple[float, float] | None:
@@ -151,15 +161,14 @@ def open_student(run_dir: str | Path, module: nn.Module | None = None) -> Loaded
             "load the weights into your network and resave it with kdgan.save_student(network, path, in_shape=...)"
         )
     in_shape = tuple(int(d) for d in info["in_shape"])
-    config = run_info.get("config") or {}
+    config = saved_config(run_info["config"], str(path)) if run_info.get("config") else None
     network = _network(path, saved["state_dict"], info, module)
     preprocess = _preprocess(saved, config, in_shape, path)
     label_names = saved.get("label_names") if "label_names" in saved else _known_names(config, info)
     return LoadedStudent(
         module=Deployed(network, preprocess, in_shape).eval(), in_shape=in_shape,
         num_classes=int(info["num_classes"]), path=path, preprocess=preprocess,
-        label_names=list(label_names) if label_names else None, method=config.get("method"),
-        dataset=(config.get("data") or {}).get("name"), config=config,
+        label_names=list(label_names) if label_names else None, config=config,
     )
 
 
@@ -182,20 +191,19 @@ def _network(path: Path, state: dict[str, Any], info: dict[str, Any], module: nn
     return module.cpu().eval()
 
 
-def _known_names(config: dict[str, Any], info: dict[str, Any]) -> list[str] | None:
+def _known_names(config: RunConfig | None, info: dict[str, Any]) -> list[str] | None:
     """For files written before label names were saved: the built-in dataset's names, if any."""
     from kdgan.data import LABEL_NAMES
 
-    names = LABEL_NAMES.get((config.get("data") or {}).get("name") or "")
+    names = LABEL_NAMES.get(config.data.name) if config else None
     return names if names and len(names) == int(info["num_classes"]) else None
 
 
-def _preprocess(saved: dict[str, Any], config: dict[str, Any], in_shape: tuple[int, ...], path: Path) -> Preprocess:
+def _preprocess(saved: dict[str, Any], config: RunConfig | None, in_shape: tuple[int, ...], path: Path) -> Preprocess:
     """The saved preprocessing; for files written before it was saved, what the config says."""
     if "preprocess" in saved:
         return check_preprocess(saved["preprocess"], in_shape, path)
-    data = config.get("data") or {}
-    kind = data.get("normalize") or ("per_image" if data.get("standardize") else "none")
+    kind = config.data.normalize if config else None
     if kind == "per_feature":
         raise DataError(
             f"{path} was trained with per_feature normalisation but does not hold the training statistics "

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.config import load_config
+from kdgan.config import read_config_file, saved_config
 from kdgan.errors import ConfigError
 from kdgan.storage import load_checkpoint
 from kdgan.training.build import build_trainer, load_weights
@@ -39,7 +39,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
         refuse_runs_written_without_a_config(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "student.pt").is_file():
         raise ConfigError(f"{run_dir} is not a finished run: it needs config.yaml and student.pt")
-    config = load_config(run_dir / "config.yaml")
+    config = saved_config(read_config_file(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
     if data_dir:
         config = replace(config, data=replace(config.data, dir=data_dir))
     trainer = build_trainer(config)

@@ -1,4 +1,5 @@
-"""Learning curves of one or several runs from their metrics.jsonl, drawn to a PNG file.
+"""Learning curves drawn to PNG files: of one or several runs from their metrics.jsonl
+(``kdgan plot``), and of a comparison's methods averaged over seeds (``kdgan reproduce``).
 
 Matplotlib is used through its object-oriented API on the Agg canvas (no pyplot): nothing about
 the process's plotting backend changes, and no display is needed.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,6 +163,38 @@ def plot_runs(
         reason = f"{blocker} is a file, not a folder" if blocker and not blocker.is_dir() else err.strerror or err
         raise ConfigError(f"cannot write the plot {out} ({reason}); choose another --out") from None
     return out
+
+
+def plot_mean_curves(
+    series: Mapping[str, Sequence[Sequence[float]]], out: Path, *, xlabel: str, ylabel: str, title: str,
+    scale: float = 1.0, size: tuple[float, float] = (6.0, 4.0), dpi: int = 100,
+) -> dict[str, list[float]]:
+    """One line per label: its curves (e.g. one per seed) averaged epoch by epoch over their common
+    length and multiplied by ``scale``, against epochs 1, 2, ...; labels without a curve are left
+    out. Drawn to the PNG file ``out`` (the comparisons' curves.png and p_at_3.png); returns the
+    lines drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    drawn: dict[str, list[float]] = {}
+    for label, runs in series.items():
+        runs = [run for run in runs if run]
+        if not runs:
+            continue
+        length = min(len(run) for run in runs)
+        drawn[label] = [statistics.fmean(run[i] for run in runs) * scale for i in range(length)]
+        axes.plot(range(1, length + 1), drawn[label], label=label)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png")
+    return drawn
 
 
 def _is_number(value: Any) -> bool:

@@ -134,10 +134,6 @@ def reciprocal_rank(scores: Tensor, targets: Tensor) -> Tensor:
     return _reciprocal_rank(ranked_relevance(scores, targets))
 
 
-mean_average_precision = average_precision
-mean_reciprocal_rank = reciprocal_rank
-
-
 def ranking_metrics(scores: Tensor, targets: Tensor, ks: Iterable[int] = (3, 5)) -> dict[str, Tensor]:
     """All measures at once, sorting once: keys ``p@k``, ``r@k``, ``f@k``, ``ndcg@k`` for each k,
     then ``map`` and ``mrr``."""
@@ -159,8 +155,6 @@ def ranking_metrics(scores: Tensor, targets: Tensor, ks: Iterable[int] = (3, 5))
 __all__ = [
     "average_precision",
     "f_at_k",
-    "mean_average_precision",
-    "mean_reciprocal_rank",
     "ndcg_at_k",
     "precision_at_k",
     "ranked_relevance",

@@ -1,11 +1,12 @@
-"""Comparing methods under one protocol, resumably: the machinery behind ``kdgan demo`` and
-``kdgan reproduce``.
+"""The one experiment driver behind ``kdgan demo`` and ``kdgan reproduce``: a comparison of methods
+described by data (:class:`Spec`: settings × seeds × methods, a config and overrides), run by
+:func:`run_comparison`.
 
 For each (setting, seed), the teacher and the student are first trained alone (supervised, the
-epoch picked on validation); every other method then starts from those two networks and trains for
-the same number of epochs, so each method's gain over the supervised student is its own. Results
-are written after every run, and a rerun skips runs already recorded, so a killed comparison
-continues where it stopped.
+epoch picked on validation; :func:`shared_pretraining`); every other method then starts from those
+two networks and trains for the same number of epochs (:func:`run_method`), so each method's gain
+over the supervised student is its own. Results are written atomically after every run, and a
+rerun skips runs already recorded, so a killed comparison continues where it stopped.
 """
 
 from __future__ import annotations
@@ -13,21 +14,79 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.config import RunConfig
-from kdgan.data import Splits
+from kdgan.config import RunConfig, load_config
+from kdgan.data import Splits, load_splits
+from kdgan.errors import ConfigError
+from kdgan.evaluation.knn import knn_scores
+from kdgan.evaluation.ranking import ranking_metrics
+from kdgan.experiments.overrides import MethodOverrides, split_overrides
+from kdgan.methods import METHODS
 from kdgan.models import count_parameters
-from kdgan.storage import atomic_save, load_checkpoint
-from kdgan.training.build import build_trainer
+from kdgan.storage import atomic_save, atomic_write_text, load_checkpoint
+from kdgan.training.build import build_trainer, method_options
 from kdgan.training.engine import RunResult, Trainer
-from kdgan.training.runs import environment, git_commit
+from kdgan.training.runs import environment, find_config, git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
 WEIGHTS_HINT = "delete it to train that baseline again"
+KNN_NEIGHBOURS = (5, 10, 20, 50)
+
+Results = dict[str, dict[str, list[dict[str, Any]]]]  # setting -> method -> per-seed summaries
+
+
+def registered_methods(exclude: Sequence[str] = (), multilabel: bool = False) -> tuple[str, ...]:
+    """Every registered method, in registry order, less ``exclude`` (and, for multi-label data,
+    less the methods that need one class per example): a comparison's default, so a newly
+    registered method joins every table without edits."""
+    return tuple(name for name, cls in METHODS.items() if name not in exclude and (cls.multilabel or not multilabel))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One group of runs: its name (the key in results.json, e.g. a labelled-set size), its config
+    (a built-in name or a YAML path) and the overrides that make it (before the spec's own)."""
+
+    name: str
+    config: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A comparison as data. ``methods``: the methods to run, or None for every registered one but
+    ``exclude``; ``overrides`` are ``--set`` items for every run (``key=value``) or for one method
+    (``METHOD:key=value``); ``knn`` adds Table 2's KNN tag-propagation row."""
+
+    settings: tuple[Setting, ...]
+    seeds: int
+    methods: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+    knn: bool = False
+
+    def base_config(self, setting: Setting) -> RunConfig:
+        """The setting's config with the overrides meant for every method."""
+        common, _ = split_overrides(self.overrides)
+        return load_config(find_config(setting.config), [*setting.overrides, *common])
+
+    def method_overrides(self) -> MethodOverrides:
+        return split_overrides(self.overrides)[1]
+
+    def methods_for(self, multilabel: bool) -> tuple[str, ...]:
+        """The methods run on one setting's data: the named ones (refusing, on multi-label data, one
+        that needs a class per example), else the registered ones that fit the data."""
+        if self.methods is None:
+            return registered_methods(self.exclude, multilabel)
+        unfit = [m for m in self.methods if multilabel and m in METHODS and not METHODS[m].multilabel]
+        if unfit:
+            raise ConfigError(f"method {unfit[0]!r} needs one class per example and this data is multi-label; "
+                              "drop it from --methods")
+        return self.methods
 
 
 def variant(base: RunConfig, method: str, seed: int, **changes: Any) -> RunConfig:
@@ -46,7 +105,7 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{mean:.2f} ± {statistics.stdev(values) * 100:.2f}"
 
 
-def commits_note(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+def commits_note(results: Results) -> str:
     """Which commits produced the recorded runs, e.g. 'Runs by commit: 1d4bf8b (16), 4c18025 (8).'"""
     counts: dict[str, int] = {}
     for runs in results.values():
@@ -70,16 +129,97 @@ def summarize(result: RunResult, seed: int) -> dict[str, Any]:
     }
 
 
-class Comparison:
-    """Runs methods against shared supervised teacher and student; ``results`` maps a setting name
-    to ``{method: [per-seed summaries]}``. With ``out``, results.json and the two pretrained
-    networks of each (setting, seed) are saved as they are made, and reused on a rerun."""
+@dataclass
+class SharedStart:
+    """The supervised teacher's and student's weights every method of one (setting, seed) starts
+    from; ``summaries`` holds the runs trained now (a reloaded player has none), ``params`` the
+    players' sizes."""
 
-    def __init__(self, methods: Sequence[str], out: Path | None = None) -> None:
-        self.methods, self.out = list(methods), out
-        self.results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    teacher: dict[str, Any]
+    student: dict[str, Any]
+    summaries: dict[str, dict[str, Any]]
+    params: dict[str, int]
+
+
+def shared_pretraining(
+    base: RunConfig, splits: Splits, weights: Path | None = None, prefix: str = "shared",
+    reuse: Callable[[str], bool] = lambda name: True,
+    trained: Callable[[str, SharedStart], None] = lambda name, start: None,
+) -> SharedStart:
+    """Train, or reload from ``weights/PREFIX-seedS-ROLE.pt`` when ``reuse(run name)`` allows, the
+    supervised teacher (``teacher.pretrain_epochs`` epochs) and student (its pretraining plus
+    ``train.epochs``) of ``base`` at ``base.seed``; with ``weights``, newly trained ones are saved.
+    ``trained(name, start)`` hears of each run ("teacher", "supervised") as soon as it is trained."""
+    seed, off = base.seed, {"pretrain_epochs": 0}
+    teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"}, teacher=off,
+                          train={"epochs": base.teacher.pretrain_epochs, "eval_test_each_epoch": False})
+    student_cfg = variant(base, "supervised", seed, train={"epochs": base.student.pretrain_epochs + base.train.epochs},
+                          student=off)
+    start = SharedStart({}, {}, {}, {})
+    for name, role, config in (("teacher", "teacher", teacher_cfg), ("supervised", "student", student_cfg)):
+        path = None if weights is None else weights / f"{prefix}-seed{seed}-{role}.pt"
+        trainer = build_trainer(config, splits=splits)
+        module = trainer.method.players[role].module
+        start.params[role] = count_parameters(module)
+        if path is not None and path.is_file() and reuse(name):
+            module.load_state_dict(load_checkpoint(path, map_location=splits.train.x.device, fix=WEIGHTS_HINT))
+        else:
+            start.summaries[name] = summarize(trainer.fit(), seed)
+            if path is not None:
+                atomic_save(module.state_dict(), path)
+            trained(name, start)
+        setattr(start, role, module.state_dict())
+    return start
+
+
+def start_from(config: RunConfig, splits: Splits, teacher: dict, student: dict) -> Trainer:
+    """A trainer for ``config`` whose student and teacher start from the given weights."""
+    off = {"pretrain_epochs": 0}
+    trainer = build_trainer(variant(config, config.method, config.seed, options=config.options,
+                                    student=off, teacher=off), splits=splits)
+    players = trainer.method.players
+    players["student"].module.load_state_dict(student)
+    if "teacher" in players:
+        players["teacher"].module.load_state_dict(teacher)
+    return trainer
+
+
+def method_config(base: RunConfig, method: str, overrides: MethodOverrides) -> RunConfig:
+    """The config of ``method``'s run: ``base`` with the base's options only for the base's own
+    method (others use their defaults), then the overrides given for ``method`` alone."""
+    config = replace(base, method=method, options=base.options if method == base.method else {})
+    return overrides.apply(config, method)
+
+
+def run_method(config: RunConfig, splits: Splits, teacher: dict, student: dict) -> dict[str, Any]:
+    """One comparison run, from plain data: ``config``'s method trained from the shared players;
+    returns its summary."""
+    return summarize(start_from(config, splits, teacher, student).fit(), config.seed)
+
+
+def knn_baseline(splits: Splits, seed: int) -> dict[str, Any]:
+    """KNN tag propagation in the student's feature space; k picked by validation MAP."""
+    def scores(k: int, data) -> dict[str, float]:
+        predicted = knn_scores(data.x, splits.train.x, splits.train.y, k=min(k, len(splits.train)),
+                               metric="cosine", weights="distance")
+        return {name: float(v) for name, v in ranking_metrics(predicted, data.y, ks=(3, 5)).items()}
+
+    val = {k: scores(k, splits.val) for k in KNN_NEIGHBOURS}
+    best = max(KNN_NEIGHBOURS, key=lambda k: val[k]["map"])
+    return {"seed": seed, "k": best, "val": val[best], "test": scores(best, splits.test), "best_test": {},
+            "selected_epoch": -1, "seconds": 0.0, "curve": []}
+
+
+class Comparison:
+    """The runs of a comparison: ``results`` maps a setting name to ``{method: [per-seed
+    summaries]}``. With ``out``, results.json and the two pretrained networks of each (setting,
+    seed) are saved as they are made, and reused on a rerun."""
+
+    def __init__(self, out: Path | None = None, overrides: MethodOverrides | None = None) -> None:
+        self.out = out
+        self.overrides = overrides or MethodOverrides({})
+        self.results: Results = {}
         self.params: dict[str, int] = {}
-        self.seconds = 0.0
         self.environment: dict[str, Any] | None = None  # of the invocation that last trained here
         self.commit = git_commit()  # stamped on every run this process records
         if out is not None and (out / "results.json").is_file():
@@ -103,60 +243,82 @@ class Comparison:
         summary = {**summary, "git_commit": self.commit}
         self.results.setdefault(setting, {}).setdefault(method, []).append(summary)
         if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            saved = {"results": self.results, "params": self.params, "environment": self.environment}
-            tmp = self.out / "results.json.tmp"
-            tmp.write_text(json.dumps(saved, indent=1) + "\n")
-            tmp.replace(self.out / "results.json")
-
-    def _baseline(self, setting: str, name: str, config: RunConfig, splits: Splits, role: str) -> dict:
-        """Train (or reload) the supervised teacher or student of this setting and seed."""
-        path = None if self.out is None else self.out / "weights" / f"{setting}-seed{config.seed}-{role}.pt"
-        trainer = build_trainer(config, splits=splits)
-        module = trainer.method.players[role].module
-        self.params[role] = count_parameters(module)
-        if path is not None and path.is_file() and self.done(setting, name, config.seed):
-            module.load_state_dict(load_checkpoint(path, map_location=splits.train.x.device, fix=WEIGHTS_HINT))
-        else:
-            started = time.perf_counter()
-            summary = summarize(trainer.fit(), config.seed)
-            self.seconds += time.perf_counter() - started
-            if path is not None:
-                atomic_save(module.state_dict(), path)
-            if not self.done(setting, name, config.seed):  # recorded before, weights since lost
-                self.record(setting, name, summary)
-        return module.state_dict()
+            write_json(self.out / "results.json",
+                       {"results": self.results, "params": self.params, "environment": self.environment})
 
     def baselines(self, setting: str, base: RunConfig, splits: Splits) -> tuple[dict, dict]:
-        """The supervised teacher's and student's weights at ``base.seed`` (trained or reloaded)."""
-        seed, off = base.seed, {"pretrain_epochs": 0}
-        teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"}, teacher=off,
-                              train={"epochs": base.teacher.pretrain_epochs, "eval_test_each_epoch": False})
-        teacher = self._baseline(setting, "teacher", teacher_cfg, splits, "teacher")
-        epochs = base.student.pretrain_epochs + base.train.epochs
-        student_cfg = variant(base, "supervised", seed, train={"epochs": epochs}, student=off)
-        return teacher, self._baseline(setting, "supervised", student_cfg, splits, "student")
+        """The supervised teacher's and student's weights at ``base.seed`` (trained, or reloaded
+        when both the weights and the run's record are there)."""
+        seed = base.seed
 
-    def start_from(self, config: RunConfig, splits: Splits, teacher: dict, student: dict) -> Trainer:
-        """A trainer for ``config`` whose student and teacher start from the given weights."""
-        off = {"pretrain_epochs": 0}
-        trainer = build_trainer(variant(config, config.method, config.seed, options=config.options,
-                                        student=off, teacher=off), splits=splits)
-        players = trainer.method.players
-        players["student"].module.load_state_dict(student)
-        if "teacher" in players:
-            players["teacher"].module.load_state_dict(teacher)
-        return trainer
+        def keep(name: str, start: SharedStart) -> None:
+            self.params.update(start.params)
+            if not self.done(setting, name, seed):  # recorded before, weights since lost: keep the record
+                self.record(setting, name, start.summaries[name])
 
-    def run(self, setting: str, base: RunConfig, splits: Splits) -> None:
-        """Every method at ``base.seed`` on ``splits``, skipping runs already recorded."""
+        start = shared_pretraining(base, splits, None if self.out is None else self.out / "weights", setting,
+                                   reuse=lambda name: self.done(setting, name, seed), trained=keep)
+        self.params.update(start.params)
+        return start.teacher, start.student
+
+    def run(self, setting: str, base: RunConfig, splits: Splits, methods: Sequence[str]) -> None:
+        """The shared players, then each method at ``base.seed`` on ``splits``, skipping runs
+        already recorded."""
         seed = base.seed
         teacher, student = self.baselines(setting, base, splits)
-        for method in self.methods:
+        for method in methods:
             if method in BASELINE_RUNS or self.done(setting, method, seed):
                 continue
-            options = base.options if method == base.method else {}
-            trainer = self.start_from(replace(base, method=method, options=options), splits, teacher, student)
-            started = time.perf_counter()
-            self.record(setting, method, summarize(trainer.fit(), seed))
-            self.seconds += time.perf_counter() - started
+            config = method_config(base, method, self.overrides)
+            self.record(setting, method, run_method(config, splits, teacher, student))
+
+
+def run_options(overrides: Sequence[str], epochs: int | None = None, device: str | None = None,
+                data_dir: str | None = None, progress: bool = False) -> tuple[str, ...]:
+    """The command line's ``--set`` items followed by its ``--epochs``, ``--device``, ``--data-dir``
+    and ``--progress`` as overrides of every run."""
+    extra = [f"train.epochs={epochs}"] if epochs is not None else []
+    extra += [f"device={device}"] if device is not None else []
+    extra += [f"data.dir={data_dir}"] if data_dir is not None else []
+    return (*overrides, *extra, f"train.progress={str(progress).lower()}")
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    """results.json, written atomically (a crash leaves the previous file whole)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+
+
+def run_comparison(spec: Spec, out: Path | None = None, report_only: bool = False,
+                   device: str = "cpu") -> dict[str, Any]:
+    """Run ``spec`` (resuming from ``out``'s results.json when there is one) and return
+    ``{"results", "params", "configs": {setting: config}, "environment", "seconds_this_invocation"}``.
+    With ``report_only``, train nothing and return what is recorded."""
+    overrides = spec.method_overrides()
+    bases = {setting.name: spec.base_config(setting) for setting in spec.settings}
+    check_methods(spec.methods or registered_methods(spec.exclude), bases.values(), overrides)
+    comparison = Comparison(out, overrides)
+    env = comparison.report_environment(device, report_only)
+    started = time.perf_counter()
+    for name, base in bases.items():
+        for seed in range(0 if report_only else spec.seeds):
+            splits = load_splits(base.data, seed)
+            methods = spec.methods_for(splits.train.multilabel)
+            if spec.knn and not comparison.done(name, "knn", seed):
+                comparison.record(name, "knn", knn_baseline(splits, seed))
+            comparison.run(name, replace(base, seed=seed), splits, methods)
+    return {"results": comparison.results, "params": comparison.params,
+            "configs": {name: base.to_dict() for name, base in bases.items()}, "environment": env,
+            "seconds_this_invocation": round(time.perf_counter() - started, 1)}
+
+
+def check_methods(methods: Sequence[str], bases: Any, overrides: MethodOverrides) -> None:
+    """Refuse unknown methods, and each method's bad options or overrides, before anything trains."""
+    unknown = [m for m in methods if m not in METHODS and m not in BASELINE_RUNS]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r} in --methods; known methods: {', '.join(METHODS)}")
+    overrides.check(methods)
+    for base in bases:
+        for method in methods:
+            if method not in BASELINE_RUNS:
+                method_options(method_config(base, method, overrides))

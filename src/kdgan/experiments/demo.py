@@ -1,69 +1,56 @@
-"""The demo: every method on the embedded digits data with few labels, several seeds, one table,
-under the protocol of :mod:`kdgan.experiments.comparison`."""
+"""The demo: every method on the embedded digits data with few labels (or any config's data),
+several seeds, one table: a comparison (:mod:`kdgan.experiments.comparison`) of one setting."""
 
 from __future__ import annotations
 
-import json
-import statistics
-import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.config import load_config
-from kdgan.data import load_splits
-from kdgan.experiments.comparison import Comparison, mean_std
-from kdgan.training.runs import find_config
+from kdgan.experiments.comparison import Setting, Spec, run_comparison, run_options, write_json
+from kdgan.experiments.tables import summary_table
+from kdgan.storage import atomic_write_text
 
-DEMO_METHODS = ("mimic", "distn", "noisy", "codis", "nagan", "kdgan")
+# The supervised student is the demo's baseline row: trained for every comparison, not as a method.
+DEMO_EXCLUDES = ("supervised",)
+
+
+def demo_spec(seeds: int = 3, methods: Sequence[str] | None = None, config: str = "digits_kdgan",
+              overrides: Sequence[str] = ()) -> Spec:
+    """The demo as a comparison: one setting (``config``), every registered method but those in
+    :data:`DEMO_EXCLUDES` unless ``methods`` names some."""
+    return Spec((Setting("demo", config),), seeds, tuple(methods) if methods else None, DEMO_EXCLUDES,
+                tuple(overrides))
 
 
 def run_demo(
-    seeds: int = 3, methods: Sequence[str] = DEMO_METHODS, config: str = "digits_kdgan",
+    seeds: int = 3, methods: Sequence[str] | None = None, config: str = "digits_kdgan",
     overrides: Sequence[str] = (), out: Path | None = None, progress: bool = False,
 ) -> dict[str, Any]:
-    """Train the teacher, the supervised student and each method for ``seeds`` seeds.
+    """Train the teacher, the supervised student and each method for ``seeds`` seeds (afresh: the
+    demo does not resume).
 
     ``config`` supplies networks, data and the KDGAN options; other methods use their defaults.
     Returns ``{"runs": {method: [per-seed results]}, "params": {...}, "settings": {...}}``.
     """
-    base = load_config(find_config(config), list(overrides))
-    base = replace(base, train=replace(base.train, progress=progress))
-    comparison = Comparison(methods)
-    started = time.perf_counter()
-    for seed in range(seeds):
-        comparison.run(base.data.name, replace(base, seed=seed), load_splits(base.data, seed))
+    done = run_comparison(demo_spec(seeds, methods, config, run_options(overrides, progress=progress)))
+    base = done["configs"]["demo"]
     report = {
-        "runs": comparison.results[base.data.name], "params": comparison.params,
+        "runs": done["results"]["demo"], "params": done["params"],
         "settings": {"seeds": seeds, "config": config, "overrides": list(overrides),
-                     "dataset": base.data.name, "n": base.data.n, "epochs": base.train.epochs,
-                     "seconds": round(time.perf_counter() - started, 1)},
+                     "dataset": base["data"]["name"], "n": base["data"]["n"], "epochs": base["train"]["epochs"],
+                     "seconds": done["seconds_this_invocation"]},
     }
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "table.md").write_text(markdown_table(report) + "\n")
+        write_json(out / "results.json", report)
+        atomic_write_text(out / "table.md", markdown_table(report) + "\n")
     return report
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """The demo's table: test accuracy (validation-selected) per method, with network sizes."""
-    params = report["params"]
-    lines = [
-        "| method | network | parameters | test accuracy % (mean ± std) | val accuracy % | seconds/run |",
-        "|---|---|---:|---|---|---:|",
-    ]
-    for name, rows in report["runs"].items():
-        role = "teacher" if name == "teacher" else "student"
-        lines.append(
-            f"| {name} | {role} | {params.get(role, 0):,} | {mean_std([r['test']['accuracy'] for r in rows])} "
-            f"| {mean_std([r['val']['accuracy'] for r in rows])} "
-            f"| {statistics.fmean(r['seconds'] for r in rows):.1f} |"
-        )
+    """The demo's table: test scores (validation-selected) per method, with network sizes: accuracy
+    on multi-class data, the ranking metrics on multi-label data."""
     settings = report["settings"]
-    lines.append(
-        f"\n{settings['dataset']}, n={settings['n']} labelled, {settings['seeds']} seeds, "
-        f"{settings['epochs']} epochs per method; total {settings['seconds']} s."
-    )
-    return "\n".join(lines)
+    labelled = "all training examples" if settings["n"] is None else f"n={settings['n']}"
+    return (f"{summary_table(report['runs'], report['params'])}\n\n{settings['dataset']}, {labelled} labelled, "
+            f"{settings['seeds']} seeds, {settings['epochs']} epochs per method; total {settings['seconds']} s.")

@@ -5,20 +5,24 @@ epochs (the authors' protocol) is reported beside it, labelled as such."""
 
 from __future__ import annotations
 
-import json
 import statistics
-import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.config import load_config
-from kdgan.data import load_splits
-from kdgan.experiments.comparison import Comparison, commits_note, mean_std
-from kdgan.training.runs import find_config
+from kdgan.evaluation.plot import plot_mean_curves
+from kdgan.experiments.comparison import (
+    Setting,
+    Spec,
+    commits_note,
+    mean_std,
+    run_comparison,
+    run_options,
+    write_json,
+)
+from kdgan.experiments.tables import Column, method_table
+from kdgan.storage import atomic_write_text
 
-TABLE1_METHODS = ("supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan")
 TABLE1_CONFIGS = {"mnist": "mnist_kdgan", "cifar10": "cifar10_kdgan"}
 
 # The authors' batch size for each number of labelled examples (their code); larger n use 128.
@@ -45,40 +49,28 @@ PAPER_TABLE1: dict[str, dict[int, dict[str, str]]] = {
 }
 
 
+def table1_spec(dataset: str, sizes: Sequence[int], seeds: int, methods: Sequence[str] | None = None,
+                overrides: Sequence[str] = ()) -> Spec:
+    """Table 1 as a comparison: one setting per labelled-set size (with the authors' batch size),
+    every registered method unless ``methods`` names some."""
+    settings = tuple(Setting(str(size), TABLE1_CONFIGS[dataset],
+                             (f"data.n={size}", f"data.batch_size={BATCH_SIZES.get(size, 128)}")) for size in sizes)
+    return Spec(settings, seeds, tuple(methods) if methods else None, overrides=tuple(overrides))
+
+
 def reproduce_table1(
-    dataset: str, sizes: Sequence[int], seeds: int, out: Path, methods: Sequence[str] = TABLE1_METHODS,
+    dataset: str, sizes: Sequence[int], seeds: int, out: Path, methods: Sequence[str] | None = None,
     epochs: int | None = None, device: str | None = None, data_dir: str | None = None,
     overrides: Sequence[str] = (), progress: bool = False, report_only: bool = False,
 ) -> dict[str, Any]:
     """Run every method at every size and seed (skipping those already in ``out``), then write
     results.json, table1.md and curves.png. With ``report_only``, train nothing: rewrite the
     reports from the runs recorded so far (e.g. of an interrupted invocation)."""
-    extra = list(overrides)
-    if epochs is not None:
-        extra.append(f"train.epochs={epochs}")
-    if device is not None:
-        extra.append(f"device={device}")
-    if data_dir is not None:
-        extra.append(f"data.dir={data_dir}")
-    comparison = Comparison(["teacher", *methods], out)
-    env = comparison.report_environment(device or "cpu", report_only)
-    started = time.perf_counter()
-    settings: dict[str, Any] = {}
-    for size in sizes:
-        batch = BATCH_SIZES.get(size, 128)
-        base = load_config(find_config(TABLE1_CONFIGS[dataset]), [f"data.n={size}", f"data.batch_size={batch}", *extra])
-        base = replace(base, train=replace(base.train, progress=progress))
-        settings[str(size)] = base.to_dict()
-        for seed in range(0 if report_only else seeds):
-            comparison.run(str(size), replace(base, seed=seed), load_splits(base.data, seed))
-    report = {
-        "dataset": dataset, "sizes": list(sizes), "seeds": seeds, "results": comparison.results,
-        "params": comparison.params, "configs": settings, "environment": env,
-        "seconds_this_invocation": round(time.perf_counter() - started, 1),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "table1.md").write_text(table1_markdown(report) + "\n\n" + speed_markdown(report) + "\n")
+    spec = table1_spec(dataset, sizes, seeds, methods, run_options(overrides, epochs, device, data_dir, progress))
+    done = run_comparison(spec, out, report_only, device or "cpu")
+    report = {"dataset": dataset, "sizes": list(sizes), "seeds": seeds, **done}
+    write_json(out / "results.json", report)
+    atomic_write_text(out / "table1.md", table1_markdown(report) + "\n\n" + speed_markdown(report) + "\n")
     plot_curves(report, out / "curves.png")
     return report
 
@@ -86,20 +78,28 @@ def reproduce_table1(
 def table1_markdown(report: dict[str, Any]) -> str:
     """Validation-selected and best-test accuracy (mean ± std over seeds) beside the paper's."""
     dataset, sizes = report["dataset"], report["sizes"]
-    head = "| method | " + " | ".join(f"n={s} val-selected | n={s} best-test | n={s} paper" for s in sizes) + " |"
-    lines = [head, "|---|" + "---|---|---|" * len(sizes)]
     names = list(dict.fromkeys(m for s in sizes for m in report["results"].get(str(s), {})))
-    for method in names:
-        cells = []
-        for size in sizes:
-            rows = report["results"].get(str(size), {}).get(method, [])
-            selected = mean_std([r["test"]["accuracy"] for r in rows]) if rows else "not run"
-            if rows and len(rows) < report["seeds"]:
-                selected += f" ({len(rows)} of {report['seeds']} seeds)"
-            best = [r["best_test"]["accuracy"] for r in rows if r["best_test"]]
-            paper = PAPER_TABLE1.get(dataset, {}).get(size, {}).get(method, "—")
-            cells += [selected, mean_std(best) if best else "—", paper]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+
+    def runs(method: str, size: int) -> list[dict[str, Any]]:
+        return report["results"].get(str(size), {}).get(method, [])
+
+    def selected(size: int) -> Column:
+        def cell(method: str) -> str:
+            rows = runs(method, size)
+            text = mean_std([r["test"]["accuracy"] for r in rows]) if rows else "not run"
+            return text + (f" ({len(rows)} of {report['seeds']} seeds)" if rows and len(rows) < report["seeds"] else "")
+        return Column(f"n={size} val-selected", cell)
+
+    def best_test(size: int) -> Column:
+        def cell(method: str) -> str:
+            best = [r["best_test"]["accuracy"] for r in runs(method, size) if r["best_test"]]
+            return mean_std(best) if best else "—"
+        return Column(f"n={size} best-test", cell)
+
+    def paper(size: int) -> Column:
+        return Column(f"n={size} paper", lambda m: PAPER_TABLE1.get(dataset, {}).get(size, {}).get(m, "—"))
+
+    lines = [method_table(names, [column for s in sizes for column in (selected(s), best_test(s), paper(s))])]
     seconds = {
         m: statistics.fmean(r["seconds"] for s in sizes for r in report["results"].get(str(s), {}).get(m, []))
         for m in names
@@ -144,29 +144,13 @@ def speed_markdown(report: dict[str, Any], methods: Sequence[str] = ("kdgan", "n
 def plot_curves(report: dict[str, Any], path: Path, methods: Sequence[str] = ("kdgan", "nagan", "distn")) -> str:
     """Test accuracy against epoch for KDGAN, NaGAN and DISTN at the first size (mean over seeds);
     validation accuracy when the runs did not score the test set every epoch. Returns the split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     size = str(report["sizes"][0])
-    runs = [r for m in methods for r in report["results"].get(size, {}).get(m, [])]
-    split = "test" if any("test_accuracy" in p for r in runs for p in r["curve"]) else "val"
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in methods:
-        rows = report["results"].get(size, {}).get(method, [])
-        curves = [[p[f"{split}_accuracy"] for p in r["curve"] if f"{split}_accuracy" in p] for r in rows]
-        curves = [c for c in curves if c]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        mean = [statistics.fmean(c[i] for c in curves) * 100 for i in range(length)]
-        ax.plot(range(1, length + 1), mean, label=method)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{'test' if split == 'test' else 'validation'} accuracy (%)")
-    ax.set_title(f"{report['dataset']} n={size}, mean over {report['seeds']} seeds")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    results = report["results"].get(size, {})
+    scored = any("test_accuracy" in p for m in methods for r in results.get(m, []) for p in r["curve"])
+    split = "test" if scored else "val"
+    series = {m: [[p[f"{split}_accuracy"] for p in r["curve"] if f"{split}_accuracy" in p] for r in results.get(m, [])]
+              for m in methods}
+    plot_mean_curves(series, path, xlabel="epoch", scale=100,
+                     ylabel=f"{'test' if split == 'test' else 'validation'} accuracy (%)",
+                     title=f"{report['dataset']} n={size}, mean over {report['seeds']} seeds")
     return split

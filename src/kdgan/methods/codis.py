@@ -15,6 +15,7 @@ from kdgan.errors import ConfigError
 from kdgan.methods.base import Method
 from kdgan.methods.losses import DISTILL_LOSSES, distillation_loss
 from kdgan.methods.registry import register
+from kdgan.methods.search import Range, SearchSpace, game_learning_rates
 
 
 @dataclass
@@ -42,6 +43,11 @@ class Codis(Method):
     name = "codis"
     summary = "student and teacher train together, each distilling from the other (Anil et al. 2018)"
     Options = CodisOptions
+    # beta and gamma in the KDGAN paper's ranges for its distillation weights
+    search_space: ClassVar[SearchSpace] = {
+        "options.beta": Range(1e-3, 1e3, log=True), "options.gamma": Range(1e-4, 1e2, log=True),
+        "options.temperature": Range(1.0, 10.0, log=True), **game_learning_rates("student", "teacher"),
+    }
     roles: ClassVar[tuple[str, ...]] = ("student", "teacher")
     schedule: ClassVar[tuple[str, ...]] = ("teacher", "student")
 

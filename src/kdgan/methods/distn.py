@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -11,6 +12,7 @@ from kdgan.errors import ConfigError
 from kdgan.methods.distill import FrozenTeacherMethod
 from kdgan.methods.losses import DISTILL_LOSSES, distillation_loss
 from kdgan.methods.registry import register
+from kdgan.methods.search import Range, SearchSpace, game_learning_rates
 
 
 @dataclass
@@ -38,6 +40,11 @@ class Distn(FrozenTeacherMethod):
     name = "distn"
     summary = "student learns from labels and the frozen teacher's softened outputs (Hinton et al. 2015)"
     Options = DistnOptions
+    # Hinton et al. tried temperatures from 1 to 20
+    search_space: ClassVar[SearchSpace] = {
+        "options.weight": Range(0.0, 1.0), "options.temperature": Range(1.0, 20.0, log=True),
+        **game_learning_rates("student"),
+    }
 
     def loss(self, role: str, batch: Batch) -> Tensor:
         opts = self.options

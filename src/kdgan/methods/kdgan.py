@@ -14,6 +14,7 @@ from kdgan.errors import ConfigError
 from kdgan.methods.adversarial import AdversarialMethod, AdversarialOptions
 from kdgan.methods.losses import DISTILL_LOSSES, distillation_loss
 from kdgan.methods.registry import register
+from kdgan.methods.search import TEMPERATURE_SCHEDULE, Range, SearchSpace, game_learning_rates
 
 
 @dataclass
@@ -49,6 +50,14 @@ class KDGAN(AdversarialMethod):
     name = "kdgan"
     summary = "three-player game: student and teacher distil from each other and both fool a discriminator"
     Options = KDGANOptions
+    # The paper's ranges for alpha, beta, gamma; the game's learning rates, the temperature schedule
+    # and D's passes per round (the authors' code made 20).
+    search_space: ClassVar[SearchSpace] = {
+        "options.alpha": Range(0.0, 1.0), "options.beta": Range(1e-3, 1e3, log=True),
+        "options.gamma": Range(1e-4, 1e2, log=True), **TEMPERATURE_SCHEDULE,
+        **game_learning_rates("student", "teacher", "discriminator"),
+        "discriminator.passes": Range(1, 20, integer=True),
+    }
     roles: ClassVar[tuple[str, ...]] = ("student", "teacher", "discriminator")
     schedule: ClassVar[tuple[str, ...]] = ("discriminator", "teacher", "student")
 

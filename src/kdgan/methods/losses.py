@@ -60,6 +60,64 @@ def kl_sigmoid(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     return kl.sum(-1).mean() * temperature**2
 
 
+def decoupled_kd(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
+                 temperature: float = 4.0) -> tuple[Tensor, Tensor]:
+    """The two terms of decoupled knowledge distillation (Zhao, Cui, Song, Qiu & Liang,
+    "Decoupled Knowledge Distillation", CVPR 2022), ``(TCKD, NCKD)``.
+
+    With ``p = softmax(z / T)`` and target class ``y``: ``TCKD = T^2 / B sum_b KL(b_t || b_s)``
+    between the binary distributions ``b = (p_y, 1 - p_y)``, and
+    ``NCKD = T^2 / B sum_b KL(p^_t || p^_s)`` between the distributions over the non-target
+    classes alone, ``p^_k = p_k / (1 - p_y) = softmax(z_k / T)`` over ``k != y``. Both are
+    computed from logits (``log(1 - p_y)`` as a log-sum-exp), so neither underflows.
+    """
+    num = student_logits.shape[-1]
+    other = torch.ones_like(student_logits, dtype=torch.bool).scatter_(-1, target.unsqueeze(-1), False)
+
+    def binary_and_other(logits: Tensor) -> tuple[Tensor, Tensor]:
+        scaled = logits / temperature
+        rest = scaled[other].view(-1, num - 1)
+        return torch.stack([scaled.gather(-1, target.unsqueeze(-1)).squeeze(-1), rest.logsumexp(-1)], -1), rest
+
+    binary_s, rest_s = binary_and_other(student_logits)
+    binary_t, rest_t = binary_and_other(teacher_logits)
+    # softmax of (z_y / T, log sum_{k != y} exp(z_k / T)) is (p_y, 1 - p_y)
+    tckd = kl_temperature(binary_s, binary_t, 1.0) * temperature**2
+    return tckd, kl_temperature(rest_s, rest_t, 1.0) * temperature**2
+
+
+def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+    """Pearson correlation of each row of ``a`` with the same row of ``b``:
+    ``sum_k a'_k b'_k / (|a'| |b'| + eps)`` with ``a' = a - mean(a)``; ``eps`` (the DIST authors'
+    1e-8) makes a constant row's correlation 0 instead of NaN."""
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
+
+
+def dist_relations(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """The two terms of DIST (Huang, You, Wang, Qian & Xu, "Knowledge Distillation from A
+    Stronger Teacher", NeurIPS 2022), ``(inter, intra)``, on ``Y = softmax(z / T)`` (B x K):
+
+    - inter-class relation ``T^2 (1 - 1/B sum_b rho(Y_s[b, :], Y_t[b, :]))`` (per example);
+    - intra-class relation ``T^2 (1 - 1/K sum_k rho(Y_s[:, k], Y_t[:, k]))`` (per class, across
+      the batch), with ``rho`` the Pearson correlation (:func:`pearson_rows`).
+
+    Correlation, not equality, is matched: the student may have a different scale and shift.
+    """
+    y_s = F.softmax(student_logits / temperature, dim=-1)
+    y_t = F.softmax(teacher_logits / temperature, dim=-1)
+    inter = 1 - pearson_rows(y_s, y_t).mean()
+    intra = 1 - pearson_rows(y_s.T, y_t.T).mean()
+    return inter * temperature**2, intra * temperature**2
+
+
+def z_score(logits: Tensor, eps: float = 1e-7) -> Tensor:
+    """Each row standardised, ``(z - mean(z)) / (std(z) + eps)`` over the classes, with ``std``
+    the sample standard deviation (``1/(K-1)``, as in the logit-standardisation authors' code;
+    Sun et al., CVPR 2024)."""
+    return (logits - logits.mean(-1, keepdim=True)) / (logits.std(-1, keepdim=True) + eps)
+
+
 def distillation_loss(name: str) -> DistillLoss:
     if name not in DISTILL_LOSSES:
         raise ValueError(f"unknown distillation loss {name!r}; choose one of {', '.join(DISTILL_LOSSES)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -10,6 +11,7 @@ from kdgan.data.core import Batch
 from kdgan.methods.distill import FrozenTeacherMethod
 from kdgan.methods.losses import l2_logits
 from kdgan.methods.registry import register
+from kdgan.methods.search import Range, SearchSpace, game_learning_rates
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Mimic(FrozenTeacherMethod):
     name = "mimic"
     summary = "student regresses the frozen teacher's logits with an L2 loss (Ba & Caruana 2014)"
     Options = MimicOptions
+    search_space: ClassVar[SearchSpace] = {"options.label_weight": Range(0.0, 1.0), **game_learning_rates("student")}
 
     def loss(self, role: str, batch: Batch) -> Tensor:
         logits = self.forward("student", batch)

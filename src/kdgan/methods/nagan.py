@@ -11,6 +11,7 @@ from torch import Tensor
 from kdgan.data.core import Batch
 from kdgan.methods.adversarial import AdversarialMethod, AdversarialOptions
 from kdgan.methods.registry import register
+from kdgan.methods.search import TEMPERATURE_SCHEDULE, Range, SearchSpace, game_learning_rates
 
 
 @dataclass
@@ -25,6 +26,10 @@ class NaGAN(AdversarialMethod):
     name = "nagan"
     summary = "two-player GAN: the student against a discriminator of (x, y) pairs"
     Options = NaGANOptions
+    search_space: ClassVar[SearchSpace] = {
+        **TEMPERATURE_SCHEDULE, **game_learning_rates("student", "discriminator"),
+        "discriminator.passes": Range(1, 20, integer=True),
+    }
     roles: ClassVar[tuple[str, ...]] = ("student", "discriminator")
     schedule: ClassVar[tuple[str, ...]] = ("discriminator", "student")
 

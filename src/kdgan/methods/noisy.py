@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -12,6 +13,7 @@ from kdgan.errors import ConfigError
 from kdgan.methods.distill import FrozenTeacherMethod
 from kdgan.methods.losses import l2_logits
 from kdgan.methods.registry import register
+from kdgan.methods.search import Range, SearchSpace, game_learning_rates
 
 
 @dataclass
@@ -36,6 +38,10 @@ class Noisy(FrozenTeacherMethod):
     name = "noisy"
     summary = "student regresses noise-perturbed logits of the frozen teacher (Sau & Balasubramanian 2016)"
     Options = NoisyOptions
+    search_space: ClassVar[SearchSpace] = {
+        "options.ratio": Range(0.0, 1.0), "options.std": Range(0.01, 1.0, log=True),
+        **game_learning_rates("student"),
+    }
 
     def loss(self, role: str, batch: Batch) -> Tensor:
         target = self.teacher_logits(batch)

@@ -11,6 +11,7 @@ from kdgan.data.core import Batch
 from kdgan.errors import ConfigError
 from kdgan.methods.base import Method
 from kdgan.methods.registry import register
+from kdgan.methods.search import SearchSpace, game_learning_rates
 from kdgan.training.players import Player
 
 
@@ -32,6 +33,7 @@ class Supervised(Method):
     name = "supervised"
     summary = "the student (or the teacher) trained alone with cross-entropy on the labels"
     Options = SupervisedOptions
+    search_space: ClassVar[SearchSpace] = game_learning_rates("student")
     roles: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

@@ -1,7 +1,9 @@
-"""From a :class:`~kdgan.config.RunConfig` to data, players, a method and a trainer."""
+"""From a :class:`~kdgan.config.RunConfig` to data, players, a method and a trainer, and (for
+``kdgan train``) a run directory it trains into."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,16 @@ from kdgan.config import RunConfig, from_dict
 from kdgan.data import Splits, load_splits
 from kdgan.data.augment import random_crop_flip
 from kdgan.deploy.student_file import load_student as load_student  # the deployable student; kept importable here
-from kdgan.errors import ConfigError, DataError
+from kdgan.errors import ConfigError, DataError, OutputError
 from kdgan.methods import Method, get_method
 from kdgan.models import build_model
 from kdgan.models.two_view import TwoView
-from kdgan.storage import load_checkpoint
-from kdgan.training.distributed import DistInfo, setup
-from kdgan.training.engine import Trainer
+from kdgan.storage import load_checkpoint, output_error
+from kdgan.training.distributed import DistInfo, barrier, setup
+from kdgan.training.engine import RunResult, Trainer
 from kdgan.training.players import Player
+from kdgan.training.runlock import check_not_in_use, check_output_dir, run_lock
+from kdgan.training.runs import prepare_run_dir
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -104,7 +108,7 @@ def build_trainer(
         splits = load_splits(config.data, config.seed)
     splits = splits.to(device)
     method = build_method(config, splits, device)
-    pretrain = {role: p.pretrain_epochs for role in method.players if (p := config.player(role))}
+    pretrain = pretrain_epochs(config, method)
     evaluated = config.player(method.evaluated)
     model_info = {"spec": evaluated.model, "in_shape": list(splits.train.x.shape[1:]),
                   "num_classes": splits.num_classes, "role": method.evaluated}
@@ -115,6 +119,42 @@ def build_trainer(
         run_info={"config": config.to_dict(), "model": model_info, "data_from_config": data_from_config},
         augment=random_crop_flip_with if config.data.augment == "crop_flip" else None, dist_info=dist_info,
     )
+
+
+def train_run(config: RunConfig, out: Path, resume: bool = False) -> RunResult | None:
+    """``kdgan train``: train ``config`` into the run directory ``out`` (with ``resume``, continue
+    the run there). An unusable or busy ``out`` is refused before the build, bad data or networks
+    by the build, both before anything is written; rank 0 then holds the run's lock from its first
+    write (config.yaml, run.json) to the end. Returns the result on rank 0, None on other ranks."""
+    check_output_dir(out)  # a file, a path under a file, an unwritable folder
+    check_not_in_use(out)  # a second writer too (the lock itself is taken below, after the build)
+    info = setup(config.device)
+    trainer = build_trainer(config, out_dir=out, dist_info=info)
+    with run_lock(out) if info.is_main else contextlib.nullcontext():
+        if info.is_main:
+            prepare_run_dir(out, config, resume)
+        barrier(info)
+        try:
+            result = trainer.fit(resume=resume)
+        except OSError as err:  # disk full, permissions changed, ... while training
+            error = err if isinstance(err, OutputError) else output_error(Path(err.filename or out), err)
+            resumable = OutputError(f"{error} (then the run continues from its last checkpoint with --resume)")
+            resumable.errno, resumable.filename = error.errno, error.filename
+            raise resumable from err
+    return result if info.is_main else None
+
+
+def pretrain_epochs(config: RunConfig, method: Method) -> dict[str, int]:
+    """Each player's ``pretrain_epochs``; refused for a player the method does not pretrain (the
+    supervised method trains its player with the same loss from the first epoch)."""
+    epochs = {role: spec.pretrain_epochs for role in method.players if (spec := config.player(role))}
+    for role, count in epochs.items():
+        if count > 0 and role not in method.roles:
+            raise ConfigError(
+                f"method {method.name!r} does not pretrain the {role}: {role}.pretrain_epochs={count} would be "
+                f"ignored; set {role}.pretrain_epochs=0 and give those epochs to train.epochs"
+            )
+    return epochs
 
 
 def random_crop_flip_with(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import kdgan
-from kdgan.config import RunConfig, load_config
+from kdgan.config import RunConfig, load_saved_config
 from kdgan.errors import ConfigError
 from kdgan.storage import atomic_write_text
 from kdgan.training.runlock import LOCK_NAME, remove_stale_temporaries, run_lock, stale_temporaries
@@ -104,12 +104,8 @@ def check_saved_config(out: Path, config: RunConfig) -> None:
         raise ConfigError(f"--resume: {out} has no config.yaml, so it is not a kdgan run directory (or it was "
                           "damaged); choose another --out to start a new run")
     try:
-        raw = yaml.safe_load(saved_path.read_text())
-        missing = sorted(set(config.to_dict()) - set(raw or {})) if isinstance(raw, dict | None) else ["all"]
-        if missing:
-            raise ConfigError(f"keys missing: {', '.join(missing)}")
-        saved = load_config(saved_path)
-    except (ConfigError, yaml.YAMLError) as err:
+        saved = load_saved_config(saved_path)
+    except ConfigError as err:
         raise ConfigError(f"--resume: the saved {saved_path} is incomplete or damaged ({err}); start a new run "
                           "in another --out") from None
     changed = differences(saved.to_dict(), config.to_dict())

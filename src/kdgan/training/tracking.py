@@ -38,10 +38,6 @@ class TensorBoardLogger:
             written += 1
         return written
 
-    def log_text(self, tag: str, text: str, step: int = 0) -> None:
-        """A text note, e.g. the run's resolved config as YAML."""
-        self.writer.add_text(tag, text, global_step=step)
-
     def flush(self) -> None:
         self.writer.flush()
 

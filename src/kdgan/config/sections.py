@@ -1,22 +1,15 @@
-"""Run configuration: typed dataclasses read from YAML, with dotted ``--set`` overrides.
+"""The config's sections: one dataclass each, checking its own values' ranges when built.
 
-Every section is a dataclass; :func:`from_dict` checks keys, types and ranges and raises
-:class:`~kdgan.errors.ConfigError` naming the offending key and the valid ones.
+:class:`RunConfig` holds everything one training run needs; :mod:`kdgan.config.parsing` builds
+it from a mapping (checking keys and types), :mod:`kdgan.config.files` from YAML files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import types
-import typing
-from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from kdgan.errors import ConfigError
 
@@ -44,7 +37,11 @@ class DataConfig:
     them); ``name: arrays`` reads ``train`` and ``test``, each an .npz file or a mapping
     ``{x: FILE, y: FILE, privileged: FILE}`` of .npy/.csv files, relative to ``dir`` when set.
     Without a test folder or file, a stratified ``test_fraction`` (null: 0.2) of the examples is the
-    test set; ``yfcc`` reads it too, when its folder has no split.txt."""
+    test set; ``yfcc`` reads it too, when its folder has no split.txt.
+
+    ``dir`` is the data directory of the built-in datasets too (``--data-dir``, else
+    ``$KDGAN_DATA``; see :mod:`kdgan.data.location`); ``verify`` checks their files' published
+    SHA-256 before reading them (MNIST, Fashion-MNIST, the CIFAR-10 JPEG zips, the Mulan sets)."""
 
     name: str = "digits"
     dir: str | None = None
@@ -60,8 +57,10 @@ class DataConfig:
     test_fraction: float | None = None
     image_size: list[int] | None = None
     channels: int | None = None
+    verify: bool = False
 
     def __post_init__(self) -> None:
+        check_finite(self, "data")
         if self.normalize not in (None, "per_image", "per_feature"):
             raise ConfigError(f"data.normalize must be null, per_image or per_feature, got {self.normalize!r}")
         if self.augment not in (None, "crop_flip"):
@@ -159,7 +158,9 @@ class PlayerConfig:
 
     def __post_init__(self) -> None:
         if "name" not in self.model:
-            raise ConfigError("a player's model needs a 'name' (see `kdgan models`)")
+            from kdgan.models import MODELS  # imported here: only this error needs the networks
+
+            raise ConfigError(f"a player's model needs a 'name', one of {', '.join(MODELS)}")
         for key, value in self.model.items():  # model options are free-form: _convert never sees them
             numbers = value if isinstance(value, list) else [value]
             if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
@@ -256,190 +257,3 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: Any, tp: Any, path: str) -> Any:
-    """Convert ``value`` to annotation ``tp`` or raise a ConfigError naming ``path``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(value, arg, path)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0])
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path} must be a list, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path} must be true or false, got {value!r}")
-        return value
-    if tp is float:
-        number: float | None = None
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            with contextlib.suppress(ValueError):
-                number = float(value)
-        if number is None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigError(f"{path} must be a number, got {value!r}")
-        if number is None:
-            try:
-                number = float(value)
-            except OverflowError:  # an integer beyond float's range
-                number = math.inf
-        if not math.isfinite(number):  # NaN or inf would only surface later as a diverged loss
-            raise ConfigError(f"{path} must be a finite number, got {value!r}")
-        return number
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path} must be an integer, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"{path}: unsupported type {_type_name(tp)}")
-
-
-def from_dict(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    where = path or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(f"unknown config key '{key}'; valid keys here: {', '.join(fields)}")
-    kwargs = {
-        name: _convert(value, hints[name], f"{path}.{name}" if path else name)
-        for name, value in data.items()
-    }
-    try:
-        return cls(**kwargs)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """A YAML mapping holds one key twice (plain PyYAML would keep the last value without a word)."""
-
-    def __init__(self, key: Any, first: yaml.Mark, second: yaml.Mark) -> None:
-        super().__init__(f"key {key!r} appears twice in one mapping, on line {first.line + 1} and line "
-                         f"{second.line + 1}; keep one of them")
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (no arbitrary objects) that refuses duplicate mapping keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges: later keys override on purpose
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable):
-                if key in seen:
-                    raise DuplicateKeyError(key, seen[key], key_node.start_mark)
-                seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(text: str) -> Any:
-    """Parse YAML safely, refusing duplicate keys (raises yaml.YAMLError or DuplicateKeyError)."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a subclass of SafeLoader
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``["a.b=1", "c=[2, 3]"]`` into a nested mapping; values are parsed as YAML."""
-    nested: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value (e.g. options.alpha=0.5), got {pair!r}")
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part} is set both as a value and as a section")
-        try:
-            node[leaf] = read_yaml(raw)
-        except DuplicateKeyError as err:
-            raise ConfigError(f"--set {key}: {err}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({err.problem}); quote it or fix "
-                              "its brackets") from None
-    return nested
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base``: non-empty mappings merge, anything else
-    (an empty mapping included, e.g. ``--set options={}``) replaces."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from defaults), apply ``--set`` overrides, validate."""
-    raw: Any = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist (see the configs/ folder)")
-        try:
-            raw = read_yaml(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"config file {path} is not UTF-8 text ({err}); pass a YAML config file") from None
-        except DuplicateKeyError as err:
-            raise ConfigError(f"config file {path}: {err}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at its top level")
-    raw = merge(raw, parse_overrides(overrides or []))
-    config = from_dict(RunConfig, raw)
-    check_dataset_name(config.data.name)
-    return config
-
-
-def check_dataset_name(name: str) -> None:
-    """Refuse a ``data.name`` that no reader knows, when the config is read rather than at train
-    time. The known names are the keys of :data:`kdgan.data.DATASETS`, the one list to extend."""
-    from kdgan.data import DATASETS  # imported here: kdgan.data imports this module
-
-    if name not in DATASETS:
-        raise ConfigError(f"data.name {name!r} is not a known dataset; known: {', '.join(DATASETS)}")
-
-
-def dump_config(config: RunConfig, path: Path) -> None:
-    """Write the resolved config atomically (a run killed mid-write leaves no half file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(path)
