@@ -123,6 +123,21 @@ def test_the_median_pruner_stops_a_trial_whose_curve_falls_below_earlier_ones(tm
 
 
 # ------------------------------------------------------------------ real studies (tiny budgets)
+def test_a_pruned_trial_stops_its_training_run_at_that_epoch(tmp_path):
+    from kdgan.data import load_splits
+    from kdgan.experiments.tune import objective
+
+    spec = spec_for(tmp_path, overrides=tuple(tiny_overrides(epochs=4)))
+    base = base_config(spec)
+    study = open_study(spec, base)
+    study.pruner = optuna.pruners.ThresholdPruner(lower=1.1)  # no accuracy reaches it: prune at the first report
+    study.optimize(objective(spec, base, load_splits(base.data, base.seed)), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [0]  # epochs 1 to 3 never ran
+    assert "result" not in trial.user_attrs
+
+
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory):
     """A distn study of three trials in the embedded storage, made through the CLI."""
