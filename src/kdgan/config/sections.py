@@ -26,9 +26,30 @@ def check_finite(section: Any, prefix: str) -> None:
 
 
 @dataclass
+class AffineConfig:
+    """The ranges of ``data.augment: affine`` (see :func:`kdgan.data.augment.random_affine`): per
+    image an angle uniform in [-rotation, rotation] degrees, a shift uniform in [-shift, shift] of the
+    size along each axis, a zoom uniform in [1 - zoom, 1 + zoom]. Defaults: the KDGAN authors' MNIST values."""
+
+    rotation: float = 15.0
+    shift: float = 0.1
+    zoom: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_finite(self, "data.affine")
+        if self.rotation < 0 or self.shift < 0 or not 0 <= self.zoom < 1:
+            raise ConfigError(f"data.affine needs rotation >= 0, shift >= 0 and 0 <= zoom < 1, got rotation "
+                              f"{self.rotation}, shift {self.shift}, zoom {self.zoom}")
+
+
+@dataclass
 class DataConfig:
     """Which dataset, how many labelled examples, how to batch them, and image preprocessing:
-    ``augment`` (``crop_flip``: pad-4 random crop and horizontal flip of training batches) and
+    ``augment`` (``crop_flip``: pad-4 random crop and horizontal flip of training batches;
+    ``affine``: small random rotation, shift and zoom of image batches, ranges in ``affine``, an
+    :class:`AffineConfig`, null for its defaults), ``unlabelled`` (how many further training-pool
+    examples, or ``all``, join each game step as unlabelled inputs: every term that needs no label
+    sees them, label terms never do; ``unlabelled_batch_size`` of them per step, null: ``batch_size``) and
     ``normalize`` (``per_image`` standardisation, or ``per_feature`` z-scores with the labelled
     training examples' statistics, applied to every split and view).
 
@@ -51,6 +72,9 @@ class DataConfig:
     batch_size: int = 10
     eval_batch_size: int = 1000
     augment: str | None = None
+    affine: AffineConfig | None = None
+    unlabelled: int | str = 0
+    unlabelled_batch_size: int | None = None
     normalize: str | None = None
     train: str | dict[str, str] | None = None
     test: str | dict[str, str] | None = None
@@ -63,8 +87,20 @@ class DataConfig:
         check_finite(self, "data")
         if self.normalize not in (None, "per_image", "per_feature"):
             raise ConfigError(f"data.normalize must be null, per_image or per_feature, got {self.normalize!r}")
-        if self.augment not in (None, "crop_flip"):
-            raise ConfigError(f"data.augment must be null or crop_flip, got {self.augment!r}")
+        if self.augment not in (None, "crop_flip", "affine"):
+            raise ConfigError(f"data.augment must be null, crop_flip or affine, got {self.augment!r}")
+        if self.affine is not None and self.augment != "affine":
+            raise ConfigError(f"data.affine sets the ranges of data.augment: affine, but data.augment is "
+                              f"{self.augment!r}; set data.augment: affine or drop data.affine")
+        if self.unlabelled != "all" and (not isinstance(self.unlabelled, int) or self.unlabelled < 0):
+            raise ConfigError(f"data.unlabelled must be a number of training-pool examples >= 0 or 'all', got "
+                              f"{self.unlabelled!r}")
+        if self.unlabelled_batch_size is not None and not self.unlabelled:
+            raise ConfigError("data.unlabelled_batch_size is read only with data.unlabelled; set data.unlabelled "
+                              "(a count or 'all') or drop data.unlabelled_batch_size")
+        if self.unlabelled_batch_size is not None and self.unlabelled_batch_size < 1:
+            raise ConfigError(f"data.unlabelled_batch_size must be >= 1 or null (data.batch_size), got "
+                              f"{self.unlabelled_batch_size}")
         if self.n is not None and self.n <= 0:
             raise ConfigError(f"data.n must be a positive number of labelled examples, got {self.n}")
         if self.val_size < 1:

@@ -15,7 +15,9 @@ from kdgan.data.core import (
     TensorData,
     balanced_subset,
     labelled_split,
+    split_indices,
     target_distribution,
+    unlabelled_rest,
 )
 from kdgan.data.digits import load_digits_pool
 from kdgan.data.idx import load_idx_pool
@@ -100,12 +102,17 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     pool, test, *named = DATASETS[config.name][1](config)
     names = LABEL_NAMES.get(config.name) or (list(named[0]) if named and named[0] else None)
     subset_seed = seed if config.subset_seed is None else config.subset_seed
-    train, val = labelled_split(pool, config.n, config.val_size, subset_seed)
-    splits = Splits(train, val, test, label_names=names)
+    train_idx, val_idx = split_indices(pool, config.n, config.val_size, subset_seed)
+    unlabelled = None
+    if config.unlabelled:  # from the rest of the training pool: never validation or test examples
+        count = None if config.unlabelled == "all" else config.unlabelled
+        unlabelled = unlabelled_rest(pool, (train_idx, val_idx), count, subset_seed)
+    splits = Splits(pool.subset(train_idx), pool.subset(val_idx), test, label_names=names, unlabelled=unlabelled)
     if config.normalize == "per_image":
         spec = per_image()
+        parts = {"train": splits.train, "val": splits.val, "test": splits.test, "unlabelled": splits.unlabelled}
         standardized = {name: replace(part, x=apply_preprocess(spec, part.x))
-                        for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+                        for name, part in parts.items() if part is not None}
         splits = replace(splits, **standardized, preprocess=spec)
     elif config.normalize == "per_feature":
         splits = standardize_features(splits)
@@ -113,7 +120,7 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
 
 
 def standardize_features(splits: Splits) -> Splits:
-    """Z-score every feature (and privileged feature) with the training split's mean and std; the
+    """Z-score every feature (and privileged feature) with the labelled training split's mean and std; the
     student's statistics are kept in ``preprocess`` so that a deployed student applies them too."""
     spec_x = per_feature(splits.train.x)
     spec_p = None if splits.train.privileged is None else per_feature(splits.train.privileged)
@@ -122,7 +129,9 @@ def standardize_features(splits: Splits) -> Splits:
         priv = None if spec_p is None or part.privileged is None else apply_preprocess(spec_p, part.privileged)
         return replace(part, x=apply_preprocess(spec_x, part.x), privileged=priv)
 
-    return replace(splits, train=apply(splits.train), val=apply(splits.val), test=apply(splits.test), preprocess=spec_x)
+    unlabelled = None if splits.unlabelled is None else apply(splits.unlabelled)
+    return replace(splits, train=apply(splits.train), val=apply(splits.val), test=apply(splits.test),
+                   unlabelled=unlabelled, preprocess=spec_x)
 
 
 __all__ = [

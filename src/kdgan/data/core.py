@@ -20,12 +20,32 @@ from kdgan.errors import DataError
 @dataclass
 class Batch:
     """A mini-batch. ``privileged`` is only ever passed to the teacher (and optionally D);
-    ``index`` holds the examples' row numbers in their dataset (used to look up cached outputs)."""
+    ``index`` holds the examples' row numbers in their dataset (used to look up cached outputs).
+    ``labelled`` (bool, one per row) marks the rows whose ``y`` is a label when the batch mixes in
+    unlabelled examples (``data.unlabelled``; their ``y`` is -1, or NaN for multi-hot, so that a
+    label term reading them fails loudly); None means every row is labelled."""
 
     x: Tensor
     y: Tensor
     privileged: Tensor | None = None
     index: Tensor | None = None
+    labelled: Tensor | None = None
+
+    def label_rows(self, values: Tensor) -> Tensor:
+        """The rows of ``values`` (one per example of the batch) that have labels: what every
+        term that reads a label must restrict itself to."""
+        return values if self.labelled is None else values[self.labelled]
+
+    def with_unlabelled(self, other: Batch) -> Batch:
+        """This (labelled) batch followed by the rows of ``other`` as unlabelled rows; without an
+        index, since the rows come from two datasets (the output cache does not serve it)."""
+        if (self.privileged is None) != (other.privileged is None):
+            raise DataError("labelled and unlabelled examples must both have privileged inputs, or neither")
+        blank = torch.full_like(other.y, float("nan") if other.y.is_floating_point() else -1)
+        priv = None if self.privileged is None else torch.cat([self.privileged, other.privileged])
+        labelled = torch.cat([torch.ones(len(self.y), dtype=torch.bool, device=self.y.device),
+                              torch.zeros(len(other.y), dtype=torch.bool, device=self.y.device)])
+        return Batch(torch.cat([self.x, other.x]), torch.cat([self.y, blank]), priv, None, labelled)
 
 
 @dataclass
@@ -104,9 +124,10 @@ class TensorData:
 class Splits:
     """Training (the n labelled examples), validation (model selection) and test sets.
 
-    ``label_names`` names the labels in class-index order when the data says what they are
-    (saved with the student, so that ``kdgan predict`` can print them); ``preprocess`` is the
-    input preprocessing already applied to every split's ``x``, as plain data (see
+    ``unlabelled`` (optional, ``data.unlabelled``) holds further training-pool inputs whose labels
+    are never used (its targets are placeholders); ``label_names`` names the labels in class-index
+    order when the data says what they are (saved with the student, so that ``kdgan predict`` can
+    print them); ``preprocess`` is the input preprocessing already applied to every split's ``x``, as plain data (see
     :mod:`kdgan.data.preprocess`), so that a deployed student can apply it to raw inputs."""
 
     train: TensorData
@@ -114,6 +135,7 @@ class Splits:
     test: TensorData
     label_names: list[str] | None = None
     preprocess: dict[str, Any] | None = None
+    unlabelled: TensorData | None = None
 
     def __post_init__(self) -> None:
         if self.label_names is not None and len(self.label_names) != self.num_classes:
@@ -126,7 +148,9 @@ class Splits:
         return self.train.num_classes
 
     def to(self, device: torch.device | str) -> Splits:
-        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
+        unlabelled = None if self.unlabelled is None else self.unlabelled.to(device)
+        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device),
+                       unlabelled=unlabelled)
 
 
 def balanced_subset(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -156,6 +180,27 @@ def labelled_split(
     Multi-class pools are split class-balanced; multi-label pools uniformly at random.
     ``n=None`` uses every example not taken for validation.
     """
+    train_idx, val_idx = split_indices(pool, n, val_size, seed)
+    return pool.subset(train_idx), pool.subset(val_idx)
+
+
+def unlabelled_rest(pool: TensorData, taken: tuple[np.ndarray, ...], count: int | None, seed: int) -> TensorData:
+    """``count`` examples (None: all) drawn at random from the pool's rows not in ``taken`` (the
+    labelled and validation rows), as unlabelled inputs: their targets are zeros, never read."""
+    rest = np.setdiff1d(np.arange(len(pool)), np.concatenate(taken))
+    if count is not None and count > len(rest):
+        raise DataError(f"data.unlabelled={count} but only {len(rest)} training-pool examples are left after "
+                        f"data.n and data.val_size; lower it or use data.unlabelled: all")
+    if not len(rest) or count == 0:
+        raise DataError("data.unlabelled asks for unlabelled examples but no training-pool example is left after "
+                        "data.n and data.val_size; lower them or set data.unlabelled: 0")
+    chosen = rest if count is None else np.sort(np.random.default_rng((seed, 1)).choice(rest, count, replace=False))
+    part = pool.subset(chosen)
+    return replace(part, y=torch.zeros_like(part.y))
+
+
+def split_indices(pool: TensorData, n: int | None, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pool rows of :func:`labelled_split`'s (training, validation) parts."""
     rng = np.random.default_rng(seed)
     total = len(pool)
     wanted = (n or 0) + val_size
@@ -169,12 +214,12 @@ def labelled_split(
         val_idx = order[:val_size]
         rest = order[val_size:]
         train_idx = rest if n is None else rest[:n]
-        return pool.subset(np.sort(train_idx)), pool.subset(np.sort(val_idx))
+        return np.sort(train_idx), np.sort(val_idx)
     labels = pool.y.cpu().numpy()
     val_idx = balanced_subset(labels, val_size, rng) if val_size else np.array([], dtype=np.int64)
     remaining = np.setdiff1d(np.arange(total), val_idx)
     train_idx = remaining if n is None else remaining[balanced_subset(labels[remaining], n, rng)]
-    return pool.subset(train_idx), pool.subset(val_idx)
+    return train_idx, val_idx
 
 
 def target_distribution(y: Tensor, num_classes: int) -> Tensor:

@@ -87,13 +87,14 @@ class AdversarialMethod(Method):
         return mixture
 
     def discriminator_loss(self, batch: Batch) -> Tensor:
+        """D's loss: true pairs on the batch's labelled rows, generated pairs on every row."""
         disc_logits = self.forward("discriminator", batch)
         p_true = self.target(batch, disc_logits)
         opts = self.options
         if opts.discriminator_loss == "exact":
             with torch.no_grad():
                 p_fake = self.fake_distribution(batch)
-            return discriminator_loss(disc_logits, p_true, p_fake)
+            return discriminator_loss(disc_logits, p_true, p_fake, batch.labelled)
         with torch.no_grad():
             if bool((p_true.sum(-1) == 0).any()):
                 raise DataError("options.discriminator_loss=sampled/pooled draws true labels, but some training "
@@ -102,7 +103,7 @@ class AdversarialMethod(Method):
             generators = self.generators(batch)
             fake_drawn = [torch.multinomial(p, opts.fake_samples, replacement=True) for p, _ in generators]
         return sampled_discriminator_loss(disc_logits, true_drawn, fake_drawn, [w for _, w in generators],
-                                          pooled=opts.discriminator_loss == "pooled")
+                                          pooled=opts.discriminator_loss == "pooled", labelled=batch.labelled)
 
     def pretrain_loss(self, role: str, batch: Batch) -> Tensor:
         """Classifiers pretrain supervised; D pretrains against the pretrained generators, or on

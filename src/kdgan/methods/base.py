@@ -92,14 +92,18 @@ class Method:
         return module(batch.x)
 
     def target(self, batch: Batch, logits: Tensor) -> Tensor:
-        return target_distribution(batch.y, logits.shape[-1])
+        """The true label distribution of the batch's labelled rows (all rows unless it mixes in
+        unlabelled examples: see :meth:`~kdgan.data.core.Batch.label_rows`)."""
+        return target_distribution(batch.label_rows(batch.y), logits.shape[-1])
 
     def cross_entropy(self, logits: Tensor, batch: Batch) -> Tensor:
         """The supervised loss: cross-entropy against the true label distribution (softmax over
-        labels; multi-hot targets normalised), or per-label binary cross-entropy (``sigmoid``)."""
+        labels; multi-hot targets normalised), or per-label binary cross-entropy (``sigmoid``),
+        averaged over the batch's labelled rows only (``logits`` has one row per batch row)."""
+        labelled = batch.label_rows(logits)
         if self.label_loss == "sigmoid":
-            return binary_cross_entropy(logits, multi_hot(batch.y, logits.shape[-1]))
-        return soft_cross_entropy(logits, self.target(batch, logits))
+            return binary_cross_entropy(labelled, multi_hot(batch.label_rows(batch.y), logits.shape[-1]))
+        return soft_cross_entropy(labelled, self.target(batch, logits))
 
     def supervised_loss(self, role: str, batch: Batch) -> Tensor:
         return self.cross_entropy(self.forward(role, batch), batch)

@@ -69,5 +69,7 @@ class DKD(FrozenTeacherMethod):
                               "rest); for multi-label data use distn, dist or kd_logit_std")
         opts = self.options
         logits = self.forward("student", batch)
-        tckd, nckd = decoupled_kd(logits, self.teacher_logits(batch), batch.y, opts.temperature)
+        # both terms split on the true class: labelled rows only (unlabelled inputs add nothing here)
+        tckd, nckd = decoupled_kd(batch.label_rows(logits), batch.label_rows(self.teacher_logits(batch)),
+                                  batch.label_rows(batch.y), opts.temperature)
         return self.cross_entropy(logits, batch) + self.warmup_weight() * (opts.alpha * tckd + opts.beta * nckd)

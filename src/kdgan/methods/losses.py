@@ -140,7 +140,7 @@ def binary_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[0]
 
 
-def discriminator_loss(disc_logits: Tensor, p_true: Tensor, p_fake: Tensor) -> Tensor:
+def discriminator_loss(disc_logits: Tensor, p_true: Tensor, p_fake: Tensor, labelled: Tensor | None = None) -> Tensor:
     """The discriminator's loss: the negated value of the game for fixed generators.
 
     With ``D(x, y) = sigmoid(g(x) . y)`` and one-hot labels, the expectations over labels are
@@ -148,12 +148,19 @@ def discriminator_loss(disc_logits: Tensor, p_true: Tensor, p_fake: Tensor) -> T
     ``p_fake = alpha p_c + (1 - alpha) p_t`` in KDGAN and ``p_c`` in NaGAN (Goodfellow et al. 2014;
     Wang et al. 2018, Eq. 2 and 4). Its minimiser is ``D_k = p_u,k / (p_u,k + p_fake,k)``, the
     paper's optimal discriminator. Computed exactly, it has no sampling variance.
+
+    With ``labelled`` (bool per row; unlabelled inputs mixed in) ``p_true`` holds the labelled rows
+    only: the true part is their mean, the generated part the mean over every row.
     """
-    return (p_true * F.softplus(-disc_logits) + p_fake.detach() * F.softplus(disc_logits)).sum(-1).mean()
+    if labelled is None:
+        return (p_true * F.softplus(-disc_logits) + p_fake.detach() * F.softplus(disc_logits)).sum(-1).mean()
+    true_part = (p_true * F.softplus(-disc_logits[labelled])).sum(-1).mean()
+    return true_part + (p_fake.detach() * F.softplus(disc_logits)).sum(-1).mean()
 
 
 def sampled_discriminator_loss(
-    disc_logits: Tensor, true_drawn: Tensor, fake_drawn: list[Tensor], fake_weights: list[float], pooled: bool = False
+    disc_logits: Tensor, true_drawn: Tensor, fake_drawn: list[Tensor], fake_weights: list[float], pooled: bool = False,
+    labelled: Tensor | None = None,
 ) -> Tensor:
     """The discriminator's loss on drawn labels instead of the exact expectation:
     ``true_drawn`` (B, k) label indices drawn from the true distribution, ``fake_drawn[i]`` (B, m)
@@ -164,8 +171,12 @@ def sampled_discriminator_loss(
     - ``pooled=True`` (the KDGAN authors' code): per generator one sigmoid cross-entropy averaged
       over its ``k + m`` pairs per example (targets 1 and 0), weighted by ``w_i`` and summed, so the
       true pairs weigh ``k / (k + m)`` of it (5 against 20 in their MNIST code).
+
+    With ``labelled`` (bool per row; unlabelled inputs mixed in) ``true_drawn`` holds the labelled
+    rows only: true pairs are averaged over them, generated pairs over every row (pooled: the
+    ``k / (k + m)`` and ``m / (k + m)`` shares of the two means).
     """
-    true_scores = disc_logits.gather(-1, true_drawn)
+    true_scores = (disc_logits if labelled is None else disc_logits[labelled]).gather(-1, true_drawn)
     if not pooled:
         loss = F.softplus(-true_scores).mean()
         for drawn, weight in zip(fake_drawn, fake_weights, strict=True):
@@ -173,6 +184,11 @@ def sampled_discriminator_loss(
         return loss
     loss = disc_logits.new_zeros(())
     for drawn, weight in zip(fake_drawn, fake_weights, strict=True):
+        if labelled is not None:
+            k, m = true_drawn.shape[-1], drawn.shape[-1]
+            true_mean, fake_mean = F.softplus(-true_scores).mean(), F.softplus(disc_logits.gather(-1, drawn)).mean()
+            loss = loss + weight * (k * true_mean + m * fake_mean) / (k + m)
+            continue
         pairs = torch.cat([F.softplus(-true_scores), F.softplus(disc_logits.gather(-1, drawn))], dim=-1)
         loss = loss + weight * pairs.mean()
     return loss

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kdgan.config import RunConfig, from_dict
+from kdgan.config.sections import AffineConfig
 from kdgan.data import Splits, load_splits
-from kdgan.data.augment import random_crop_flip
+from kdgan.data.augment import random_affine, random_crop_flip
 from kdgan.deploy.student_file import load_student as load_student  # the deployable student; kept importable here
 from kdgan.errors import ConfigError, DataError, OutputError
 from kdgan.methods import Method, get_method
@@ -117,7 +119,8 @@ def build_trainer(
         eval_batch_size=config.data.eval_batch_size, pretrain_epochs=pretrain, seed=config.seed,
         out_dir=out_dir,
         run_info={"config": config.to_dict(), "model": model_info, "data_from_config": data_from_config},
-        augment=random_crop_flip_with if config.data.augment == "crop_flip" else None, dist_info=dist_info,
+        augment=training_augmentation(config), dist_info=dist_info,
+        unlabelled_batch_size=config.data.unlabelled_batch_size,
     )
 
 
@@ -159,3 +162,14 @@ def pretrain_epochs(config: RunConfig, method: Method) -> dict[str, int]:
 
 def random_crop_flip_with(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return random_crop_flip(x, padding=4, generator=generator)
+
+
+def training_augmentation(config: RunConfig) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    """``data.augment`` as the engine's ``augment(x, generator)``, applied to every player's training
+    batches in every stage of every method (never to validation or test), or None."""
+    if config.data.augment == "crop_flip":
+        return random_crop_flip_with
+    if config.data.augment == "affine":
+        ranges = config.data.affine or AffineConfig()
+        return lambda x, generator: random_affine(x, ranges.rotation, ranges.shift, ranges.zoom, generator)
+    return None

@@ -10,7 +10,9 @@ training stage.
 
 Exact only for unaugmented inputs (an augmented batch is not the stored example), so the engine
 turns it off when training batches are augmented, and under torchrun (each rank would compute
-every example; per-batch forwards split that work).
+every example; per-batch forwards split that work). Batches that mix in unlabelled examples
+(``data.unlabelled``) carry no index and are never served: a pass over a large unlabelled set per
+update would cost more than it saves.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from kdgan.config import TrainConfig
-from kdgan.data.core import Splits
+from kdgan.data.core import Batch, Splits
 from kdgan.deploy.student_file import student_record
 from kdgan.errors import ConfigError
 from kdgan.evaluation.metrics import default_selection_metric
@@ -77,9 +78,13 @@ class Trainer:
     metrics.jsonl, checkpoints (last.pt; best.pt, every player at the selected epoch; student.pt,
     the selected student alone) and final.json; ``run_info`` is stored in the
     checkpoints so that a run can be rebuilt (e.g. the resolved config). ``augment(x, generator)``
-    transforms the student's inputs of each training batch (never validation or test).
+    transforms the inputs ``x`` of every training batch, for every player in every stage (never
+    validation or test, never the privileged view).
     ``dist_info`` (from :func:`kdgan.training.distributed.setup`) makes this one rank of a data-parallel
     job: ``batch_size`` is then the global batch, and only rank 0 writes files or shows progress.
+    With ``splits.unlabelled``, each game step's batch is followed by ``unlabelled_batch_size``
+    (default ``batch_size``) unlabelled rows (:attr:`~kdgan.data.core.Batch.labelled` marks them);
+    an epoch is still one pass over the labelled examples, and pretraining sees labelled rows only.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Trainer:
         batch_size: int = 10, eval_batch_size: int = 1000, pretrain_epochs: dict[str, int] | None = None,
         seed: int = 0, out_dir: str | Path | None = None, run_info: dict[str, Any] | None = None,
         augment: Callable[[Tensor, torch.Generator], Tensor] | None = None, dist_info: DistInfo | None = None,
+        unlabelled_batch_size: int | None = None,
     ) -> None:
         self.method, self.splits = method, splits
         self.dist = dist_info or DistInfo()
@@ -96,6 +102,7 @@ class Trainer:
                 f"{self.dist.world} processes"
             )
         self.local_batch = batch_size // self.dist.world
+        self.local_unlabelled = max((unlabelled_batch_size or batch_size) // self.dist.world, 1)
         self.config = config or TrainConfig()
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         if out_dir is not None and not str(out_dir).strip():
@@ -211,7 +218,10 @@ class Trainer:
                     cache.start_updates(role)
                 losses, skips = [], 0
                 for _ in range(player.passes):
+                    unlabelled = None if stage.pretrain else self._unlabelled_batches(shard)
                     for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
+                        if unlabelled is not None:
+                            batch = batch.with_unlabelled(next(unlabelled))
                         if self.augment is not None:
                             batch = replace(batch, x=self.augment(batch.x, self.batches))
                         with self.autocast():
@@ -230,6 +240,16 @@ class Trainer:
                 cache.stop_updates()
         self._activate("")  # leave every player in eval mode, without gradients
         return sums, skipped
+
+    def _unlabelled_batches(self, shard: tuple[int, int]) -> Iterator[Batch] | None:
+        """Batches of the unlabelled examples (``data.unlabelled``), one joining each labelled batch
+        of a game pass: a fresh permutation per pass (and whenever the set runs out), drawn from the
+        run's generator, so that checkpoints resume exactly. None without unlabelled examples."""
+        data = self.splits.unlabelled
+        if data is None:
+            return None
+        return itertools.chain.from_iterable(
+            data.batches(self.local_unlabelled, self.batches, shard=shard) for _ in itertools.count())
 
     def _new_output_cache(self) -> OutputCache | None:
         """The fixed players' output cache, when it is exact and cheaper (see :mod:`kdgan.training.cache`)."""
