@@ -190,7 +190,8 @@ def plot_mean_curves(
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    axes.legend()
+    if drawn:
+        axes.legend()
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, format="png")
