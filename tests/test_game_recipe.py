@@ -290,3 +290,20 @@ def test_a_run_with_unlabelled_rows_and_affine_augmentation_resumes_exactly(tmp_
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)
     assert resumed.test == full.test
+
+
+def test_methods_without_a_label_free_term_never_see_unlabelled_rows():
+    """supervised and DKD (every term needs the true class) train exactly as without data.unlabelled,
+    since no unlabelled batch is drawn for them (which would also advance the run's generator)."""
+    assert not METHODS["supervised"].uses_unlabelled and not METHODS["dkd"].uses_unlabelled
+    assert METHODS["distn"].uses_unlabelled and METHODS["kdgan"].uses_unlabelled
+    plain = load_splits(DataConfig(name="digits", n=50, val_size=50), seed=0)
+    extra = load_splits(DataConfig(name="digits", n=50, val_size=50, unlabelled=200), seed=0)
+    results = []
+    for splits in (plain, extra):
+        torch.manual_seed(0)
+        module = MLP((1, 8, 8), 10, hidden=[16], dropout=0.2)
+        method = METHODS["supervised"]({"student": Player.create(module)})
+        results.append(Trainer(method, splits, TrainConfig(epochs=2, progress=False)).fit())
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in result.history] for result in results]
+    assert results[0].test == results[1].test and untimed[0] == untimed[1]

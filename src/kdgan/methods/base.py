@@ -37,6 +37,8 @@ class Method:
     evaluated: ClassVar[str] = "student"
     Options: ClassVar[type] = NoOptions
     multilabel: ClassVar[bool] = True  # loss() handles multi-label targets; comparisons skip it if not
+    # whether a loss term needs no label, so that unlabelled inputs (data.unlabelled) can teach it
+    uses_unlabelled: ClassVar[bool] = True
 
     @classmethod
     def needed_roles(cls, options: Any) -> tuple[str, ...]:

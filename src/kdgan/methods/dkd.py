@@ -52,6 +52,7 @@ class DKD(FrozenTeacherMethod):
     summary = "KD split into target-class and non-target-class terms, weighted apart (Zhao et al. 2022)"
     Options = DKDOptions
     multilabel = False  # one target class per example
+    uses_unlabelled = False  # both terms need the true class
     # around the paper's values (it reports beta from 0.5 on ImageNet to 8 on CIFAR-100)
     search_space: ClassVar[SearchSpace] = {
         "options.alpha": Range(0.1, 4.0, log=True), "options.beta": Range(0.25, 16.0, log=True),

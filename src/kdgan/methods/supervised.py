@@ -34,6 +34,7 @@ class Supervised(Method):
     summary = "the student (or the teacher) trained alone with cross-entropy on the labels"
     Options = SupervisedOptions
     search_space: ClassVar[SearchSpace] = game_learning_rates("student")
+    uses_unlabelled: ClassVar[bool] = False  # every term is a label term
     roles: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

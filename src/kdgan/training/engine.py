@@ -218,7 +218,8 @@ class Trainer:
                     cache.start_updates(role)
                 losses, skips = [], 0
                 for _ in range(player.passes):
-                    unlabelled = None if stage.pretrain else self._unlabelled_batches(shard)
+                    with_unlabelled = not stage.pretrain and method.uses_unlabelled
+                    unlabelled = self._unlabelled_batches(shard) if with_unlabelled else None
                     for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
                         if unlabelled is not None:
                             batch = batch.with_unlabelled(next(unlabelled))
