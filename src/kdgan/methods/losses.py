@@ -61,7 +61,7 @@ def kl_sigmoid(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
 
 
 def decoupled_kd(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
-                 temperature: float = 4.0) -> tuple[Tensor, Tensor]:
+                 temperature: float) -> tuple[Tensor, Tensor]:
     """The two terms of decoupled knowledge distillation (Zhao, Cui, Song, Qiu & Liang,
     "Decoupled Knowledge Distillation", CVPR 2022), ``(TCKD, NCKD)``.
 
@@ -94,7 +94,7 @@ def pearson_rows(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
 
 
-def dist_relations(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+def dist_relations(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     """The two terms of DIST (Huang, You, Wang, Qian & Xu, "Knowledge Distillation from A
     Stronger Teacher", NeurIPS 2022), ``(inter, intra)``, on ``Y = softmax(z / T)`` (B x K):
 
