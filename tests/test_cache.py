@@ -46,14 +46,14 @@ def test_kdgan_round_runs_each_fixed_network_once_over_the_training_set(splits):
     config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=3), "discriminator.pretrain_epochs=0"])
     trainer = build_trainer(config, splits=splits)
     calls: Counter = Counter()
-    run = trainer.method.run
+    run = trainer.method.network_logits
 
     def counting(role, batch):
         if not torch.is_grad_enabled() and trainer.method.output_cache is not None:
             calls[role] += len(batch.x)
         return run(role, batch)
 
-    trainer.method.run = counting
+    trainer.method.network_logits = counting
     trainer.fit()
     n = len(splits.train)
     # Round 1 runs T for D's pass and again after T's pass; later rounds reuse the latter.

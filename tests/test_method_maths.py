@@ -340,12 +340,12 @@ def test_privileged_inputs_reach_only_the_privileged_roles():
     method = make("codis")
     student = Player.create(Teacher())  # a network that would use the privileged view if given it
     method.players["student"] = student
-    assert torch.equal(method.run("student", batch()), student.module(X))
-    assert torch.equal(method.run("teacher", batch()), method.players["teacher"].module(X, PRIV))
+    assert torch.equal(method.network_logits("student", batch()), student.module(X))
+    assert torch.equal(method.network_logits("teacher", batch()), method.players["teacher"].module(X, PRIV))
     both = METHODS["kdgan"](players(), privileged_roles=("teacher", "discriminator"))
     both.players["discriminator"] = Player.create(Teacher())
-    assert torch.equal(both.run("discriminator", batch()), both.players["discriminator"].module(X, PRIV))
-    assert torch.equal(method.run("teacher", Batch(X, Y)), method.players["teacher"].module(X))
+    assert torch.equal(both.network_logits("discriminator", batch()), both.players["discriminator"].module(X, PRIV))
+    assert torch.equal(method.network_logits("teacher", Batch(X, Y)), method.players["teacher"].module(X))
 
 
 # ----------------------------------------------------------------- losses.py and sampling.py
@@ -581,10 +581,10 @@ def test_forward_serves_cached_logits_only_for_fixed_players_without_gradient():
     cache.start_updates("student")
     rows = data.batch(torch.tensor([1, 3]))
     with torch.no_grad():
-        served = method.forward("teacher", rows)
+        served = method.logits("teacher", rows)
         assert torch.equal(served, torch.full((2, K), float(sum(range(5))) + 7)[:2])  # the cache's fake logits
-        assert torch.equal(method.forward("student", rows), method.players["student"].module(X[[1, 3]]))
-    assert torch.equal(method.forward("teacher", rows), method.players["teacher"].module(X[[1, 3]], PRIV[[1, 3]]))
+        assert torch.equal(method.logits("student", rows), method.players["student"].module(X[[1, 3]]))
+    assert torch.equal(method.logits("teacher", rows), method.players["teacher"].module(X[[1, 3]], PRIV[[1, 3]]))
 
 
 def test_random_draws_are_made_on_the_inputs_device():

@@ -76,7 +76,7 @@ class AdversarialMethod(Method):
     def generators(self, batch: Batch) -> list[tuple[Tensor, float]]:
         """Each generator's label distribution on ``batch`` with the weight of its pairs in D's
         loss: the student's alone, by default."""
-        return [(self.forward("student", batch).softmax(-1), 1.0)]
+        return [(self.logits("student", batch).softmax(-1), 1.0)]
 
     def fake_distribution(self, batch: Batch) -> Tensor:
         """The label distribution D must tell from the true one: the generators' weighted mixture."""
@@ -88,7 +88,7 @@ class AdversarialMethod(Method):
 
     def discriminator_loss(self, batch: Batch) -> Tensor:
         """D's loss: true pairs on the batch's labelled rows, generated pairs on every row."""
-        disc_logits = self.forward("discriminator", batch)
+        disc_logits = self.logits("discriminator", batch)
         p_true = self.target(batch, disc_logits)
         opts = self.options
         if opts.discriminator_loss == "exact":
@@ -127,7 +127,7 @@ class AdversarialMethod(Method):
     def generator_adversarial_loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """The adversarial term of a generator with these logits; D is only evaluated."""
         with torch.no_grad():
-            disc_logits = self.forward("discriminator", batch)
+            disc_logits = self.logits("discriminator", batch)
         opts = self.options
         return adversarial_loss(
             logits, disc_logits, self.temperature, opts.estimator, opts.generator_loss, opts.samples

@@ -78,15 +78,15 @@ class Method:
         gradient. A method that does not split its loss has the one term ``loss``."""
         return {"loss": self.loss(role, batch)}
 
-    def forward(self, role: str, batch: Batch) -> Tensor:
+    def logits(self, role: str, batch: Batch) -> Tensor:
         """Logits of ``role`` on a batch, from the output cache when ``role`` is not training and
         no gradient is wanted (see :mod:`kdgan.training.cache`)."""
         cache = self.output_cache
         if cache is not None and cache.serves(role, batch):
             return cache.lookup(role, batch)
-        return self.run(role, batch)
+        return self.network_logits(role, batch)
 
-    def run(self, role: str, batch: Batch) -> Tensor:
+    def network_logits(self, role: str, batch: Batch) -> Tensor:
         """Run ``role``'s network on a batch; privileged inputs reach only ``privileged_roles``."""
         module = self.players[role].module
         if role in self.privileged_roles and batch.privileged is not None:
@@ -108,7 +108,7 @@ class Method:
         return soft_cross_entropy(labelled, self.target(batch, logits))
 
     def supervised_loss(self, role: str, batch: Batch) -> Tensor:
-        return self.cross_entropy(self.forward(role, batch), batch)
+        return self.cross_entropy(self.logits(role, batch), batch)
 
     def pretrain_loss(self, role: str, batch: Batch) -> Tensor:
         """The loss ``role`` minimises while it is pretrained: supervised by default."""

@@ -55,8 +55,8 @@ class Codis(Method):
         opts = self.options
         other = "teacher" if role == "student" else "student"
         weight = opts.beta if role == "student" else opts.gamma
-        logits = self.forward(role, batch)
+        logits = self.logits(role, batch)
         with torch.no_grad():
-            target = self.forward(other, batch)
+            target = self.logits(other, batch)
         soft = distillation_loss(opts.distill)(logits, target, opts.temperature)
         return self.cross_entropy(logits, batch) + weight * soft

@@ -57,6 +57,6 @@ class DIST(FrozenTeacherMethod):
 
     def loss(self, role: str, batch: Batch) -> Tensor:
         opts = self.options
-        logits = self.forward("student", batch)
+        logits = self.logits("student", batch)
         inter, intra = dist_relations(logits, self.teacher_logits(batch), opts.temperature)
         return self.cross_entropy(logits, batch) + opts.beta * inter + opts.gamma * intra

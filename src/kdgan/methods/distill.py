@@ -21,4 +21,4 @@ class FrozenTeacherMethod(Method):
         """The frozen teacher's logits (computed once per training set by the engine's output
         cache unless inputs are augmented)."""
         with torch.no_grad():
-            return self.forward("teacher", batch)
+            return self.logits("teacher", batch)

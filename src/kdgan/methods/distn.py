@@ -48,6 +48,6 @@ class Distn(FrozenTeacherMethod):
 
     def loss(self, role: str, batch: Batch) -> Tensor:
         opts = self.options
-        logits = self.forward("student", batch)
+        logits = self.logits("student", batch)
         soft = distillation_loss(opts.distill)(logits, self.teacher_logits(batch), opts.temperature)
         return (1 - opts.weight) * self.cross_entropy(logits, batch) + opts.weight * soft

@@ -69,7 +69,7 @@ class DKD(FrozenTeacherMethod):
             raise ConfigError("method 'dkd' needs one class per example (it splits the target class from the "
                               "rest); for multi-label data use distn, dist or kd_logit_std")
         opts = self.options
-        logits = self.forward("student", batch)
+        logits = self.logits("student", batch)
         # both terms split on the true class: labelled rows only (unlabelled inputs add nothing here)
         tckd, nckd = decoupled_kd(batch.label_rows(logits), batch.label_rows(self.teacher_logits(batch)),
                                   batch.label_rows(batch.y), opts.temperature)

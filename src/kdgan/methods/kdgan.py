@@ -65,8 +65,8 @@ class KDGAN(AdversarialMethod):
         """The student's and the teacher's label distributions, weighted ``alpha`` and ``1 - alpha``:
         D's optimum is ``p_u / (p_u + p_alpha)`` with ``p_alpha = alpha p_c + (1 - alpha) p_t``."""
         alpha = self.options.alpha
-        return [(self.forward("student", batch).softmax(-1), alpha),
-                (self.forward("teacher", batch).softmax(-1), 1 - alpha)]
+        return [(self.logits("student", batch).softmax(-1), alpha),
+                (self.logits("teacher", batch).softmax(-1), 1 - alpha)]
 
     def loss_terms(self, role: str, batch: Batch) -> dict[str, Tensor]:
         opts = self.options
@@ -74,9 +74,9 @@ class KDGAN(AdversarialMethod):
             return {"discriminator": self.discriminator_loss(batch)}
         other = "teacher" if role == "student" else "student"
         adv_weight, ds_weight = (opts.alpha, opts.beta) if role == "student" else (1 - opts.alpha, opts.gamma)
-        logits = self.forward(role, batch)
+        logits = self.logits(role, batch)
         with torch.no_grad():
-            other_logits = self.forward(other, batch)
+            other_logits = self.logits(other, batch)
         terms = {"distillation": ds_weight * distillation_loss(opts.distill)(logits, other_logits,
                                                                              opts.distill_temperature)}
         if adv_weight:

@@ -58,6 +58,6 @@ class LogitStandardizedKD(FrozenTeacherMethod):
 
     def loss(self, role: str, batch: Batch) -> Tensor:
         opts = self.options
-        logits = self.forward("student", batch)
+        logits = self.logits("student", batch)
         soft = kl_temperature(z_score(logits), z_score(self.teacher_logits(batch)), opts.temperature)
         return opts.ce_weight * self.cross_entropy(logits, batch) + opts.kd_weight * soft

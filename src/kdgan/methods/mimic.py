@@ -32,7 +32,7 @@ class Mimic(FrozenTeacherMethod):
     search_space: ClassVar[SearchSpace] = {"options.label_weight": Range(0.0, 1.0), **game_learning_rates("student")}
 
     def loss(self, role: str, batch: Batch) -> Tensor:
-        logits = self.forward("student", batch)
+        logits = self.logits("student", batch)
         loss = l2_logits(logits, self.teacher_logits(batch))
         if self.options.label_weight:
             loss = loss + self.options.label_weight * self.cross_entropy(logits, batch)

@@ -36,7 +36,7 @@ class NaGAN(AdversarialMethod):
     def loss_terms(self, role: str, batch: Batch) -> dict[str, Tensor]:
         if role == "discriminator":
             return {"discriminator": self.discriminator_loss(batch)}
-        logits = self.forward("student", batch)
+        logits = self.logits("student", batch)
         terms = {"adversarial": self.generator_adversarial_loss(logits, batch)}
         if self.options.label_weight:
             terms["label"] = self.options.label_weight * self.cross_entropy(logits, batch)

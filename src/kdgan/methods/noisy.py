@@ -47,4 +47,4 @@ class Noisy(FrozenTeacherMethod):
         target = self.teacher_logits(batch)
         mask = torch.rand(target.shape[0], 1, device=target.device) < self.options.ratio
         noise = torch.randn_like(target) * self.options.std
-        return l2_logits(self.forward("student", batch), target * (1 + mask * noise))
+        return l2_logits(self.logits("student", batch), target * (1 + mask * noise))

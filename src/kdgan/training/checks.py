@@ -81,7 +81,7 @@ def check_models(method: Method, splits: Splits) -> None:
                             f"check its init weights file ({role}.init)")
         try:
             with torch.no_grad():
-                out = method.forward(role, probe)
+                out = method.logits(role, probe)
         except RuntimeError as err:
             raise DataError(
                 f"the {role} network cannot take inputs of shape {tuple(probe.x.shape[1:])}: {err}"

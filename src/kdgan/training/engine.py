@@ -256,7 +256,8 @@ class Trainer:
         """The fixed players' output cache, when it is exact and cheaper (see :mod:`kdgan.training.cache`)."""
         if not self.config.cache_outputs or self.augment is not None or self.dist.enabled:
             return None
-        return OutputCache(self.splits.train, self.method.run, chunk=max(self.eval_batch_size, self.local_batch))
+        chunk = max(self.eval_batch_size, self.local_batch)
+        return OutputCache(self.splits.train, self.method.network_logits, chunk=chunk)
 
     # ----------------------------------------------------------------- evaluation
     def logits(self, role: str, split: str) -> Tensor:

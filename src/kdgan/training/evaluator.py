@@ -37,7 +37,7 @@ class Evaluator:
 
         def forward(batch: Batch) -> Tensor:
             with self.autocast():
-                return self.method.forward(role, batch).float()
+                return self.method.logits(role, batch).float()
 
         if self.dist.enabled:
             device = data.x.device
@@ -80,7 +80,7 @@ class Evaluator:
         (``d_reward_true``, mean sigmoid(g_y)) and to each generator's labels (``d_reward_<role>``,
         ``sum_y p(y|x) sigmoid(g_y)`` averaged over examples)."""
         val = self.splits.val
-        scores = predict_logits(lambda b: self.method.forward("discriminator", b), val, self.batch_size)
+        scores = predict_logits(lambda b: self.method.logits("discriminator", b), val, self.batch_size)
         true = multi_hot(val.y, scores.shape[-1])
         true_score = (scores * true).sum(-1) / true.sum(-1).clamp_min(1)
         fake_score = scores.gather(-1, student.argmax(-1, keepdim=True)).squeeze(-1)
