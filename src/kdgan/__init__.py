@@ -32,11 +32,13 @@ _PUBLIC = {
     "save_student": "kdgan.deploy.student_file",
     "KDGAN": "kdgan.methods", "METHODS": "kdgan.methods", "Codis": "kdgan.methods", "Distn": "kdgan.methods",
     "Mimic": "kdgan.methods", "NaGAN": "kdgan.methods", "Noisy": "kdgan.methods", "Supervised": "kdgan.methods",
+    "DKD": "kdgan.methods", "DIST": "kdgan.methods", "LogitStandardizedKD": "kdgan.methods",
     "build_trainer": "kdgan.training.build", "RunResult": "kdgan.training.engine", "Trainer": "kdgan.training.engine",
     "Player": "kdgan.training.players",
 }
 __all__ = [
-    "Batch", "Codis", "DataConfig", "Distn", "KDGAN", "METHODS", "Mimic", "NaGAN", "Noisy",
+    "Batch", "Codis", "DIST", "DKD", "DataConfig", "Distn", "KDGAN", "LogitStandardizedKD", "METHODS", "Mimic",
+    "NaGAN", "Noisy",
     "OptimizerConfig", "Player", "PlayerConfig", "RunConfig", "RunResult", "Splits", "Supervised",
     "TensorData", "TrainConfig", "Trainer", "build_trainer", "export_student", "load_config", "load_splits",
     "load_student", "open_student", "save_student",
@@ -61,7 +63,19 @@ if TYPE_CHECKING:
     from kdgan.data import Batch, Splits, TensorData, load_splits
     from kdgan.deploy.export import export_student
     from kdgan.deploy.student_file import load_student, open_student, save_student
-    from kdgan.methods import KDGAN, METHODS, Codis, Distn, Mimic, NaGAN, Noisy, Supervised
+    from kdgan.methods import (
+        DIST,
+        DKD,
+        KDGAN,
+        METHODS,
+        Codis,
+        Distn,
+        LogitStandardizedKD,
+        Mimic,
+        NaGAN,
+        Noisy,
+        Supervised,
+    )
     from kdgan.training.build import build_trainer
     from kdgan.training.engine import RunResult, Trainer
     from kdgan.training.players import Player
