@@ -186,6 +186,7 @@ def _record_runs(monkeypatch) -> dict:
 
     monkeypatch.setattr(comparison, "shared_pretraining",
                         lambda base, splits, *args, **kwargs: comparison.SharedStart({}, {}, {}, {}))
+    monkeypatch.setattr(comparison, "shared_weights", lambda *args: ({}, {}))
     monkeypatch.setattr(comparison, "run_method", run_method)
     return seen
 

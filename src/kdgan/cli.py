@@ -49,7 +49,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     check_at_least_one(args.seeds, "--seeds")
     report = run_demo(seeds=args.seeds, methods=parse_methods(args.methods), config=args.config, overrides=args.set,
-                      out=Path(args.out) if args.out else None, progress=args.progress)
+                      out=Path(args.out) if args.out else None, progress=args.progress, jobs=args.jobs)
     print(markdown_table(report))
     return 0
 
@@ -65,17 +65,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.sizes)
     methods = parse_methods(args.methods)
     out = Path(args.out or f"runs/{args.table}-{args.dataset}")
+    if args.merge:
+        from kdgan.experiments.reproduce import merge_results
+
+        runs = merge_results([Path(folder) for folder in args.merge], out)
+        print(f"{runs} runs merged into {out / 'results.json'}", file=sys.stderr)
+        args.report_only = True
     if args.table == "table1":
         from kdgan.experiments.reproduce import reproduce_table1, table1_markdown
 
         report = reproduce_table1(args.dataset, sizes, args.seeds, out, methods, args.epochs, args.device,
-                                  args.data_dir, args.set, args.progress, args.report_only)
+                                  args.data_dir, args.set, args.progress, args.report_only, args.jobs, args.tuned)
         print(table1_markdown(report))
     else:
         from kdgan.experiments.reproduce_tags import reproduce_table2, table2_markdown
 
         report = reproduce_table2(args.dataset, args.seeds, out, methods, args.epochs, args.device, args.data_dir,
-                                  args.set, args.progress, args.report_only)
+                                  args.set, args.progress, args.report_only, args.jobs, args.tuned)
         print(table2_markdown(report))
     print(f"results in {out}", file=sys.stderr)
     return 0
@@ -157,6 +163,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+JOBS_HELP = ("independent runs in this many processes of one torch thread each (same numbers as --jobs 1); "
+             "at most the number of cores")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kdgan", description="Knowledge distillation with GANs (KDGAN) and baselines.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -186,6 +196,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override the base config; METHOD:KEY=VALUE for one method only")
     demo.add_argument("--progress", action="store_true", help="show per-run progress bars")
+    demo.add_argument("--jobs", type=int, default=1, help=JOBS_HELP)
     demo.set_defaults(func=cmd_demo)
 
     rep = sub.add_parser("reproduce", help="reproduce the paper's tables (resumable)")
@@ -203,6 +214,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--progress", action="store_true", help="show per-run progress bars")
     rep.add_argument("--report-only", action="store_true",
                      help="train nothing; rewrite the tables and plots from the runs already in --out")
+    rep.add_argument("--jobs", type=int, default=1, help=JOBS_HELP)
+    rep.add_argument("--merge", nargs="+", metavar="DIR", help="gather the runs of these --out folders (one table, "
+                     "disjoint --methods) into --out, then report as --report-only does")
+    rep.add_argument("--tuned", metavar="DIR|URL", help="run each method at the best trial of its study (named "
+                     "after the method) in this kdgan tune storage; --set items still win")
     rep.set_defaults(func=cmd_reproduce)
 
     export = sub.add_parser("export", help="export a run's student to ONNX or TorchScript")

@@ -6,25 +6,31 @@ For each (setting, seed), the teacher and the student are first trained alone (s
 epoch picked on validation; :func:`shared_pretraining`); every other method then starts from those
 two networks and trains for the same number of epochs (:func:`run_method`), so each method's gain
 over the supervised student is its own. Results are written atomically after every run, and a
-rerun skips runs already recorded, so a killed comparison continues where it stopped.
+rerun skips runs already recorded, so a killed comparison continues where it stopped. With
+``jobs`` > 1 the pretraining of each (setting, seed), then the method runs, are spread over that
+many processes (:mod:`kdgan.experiments.parallel`); every run seeds itself, so the numbers are
+those of ``jobs=1``.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.config import RunConfig, load_config
+from kdgan.config import RunConfig, from_dict, load_config
 from kdgan.data import Splits, load_splits
 from kdgan.errors import ConfigError
 from kdgan.evaluation.knn import knn_scores
 from kdgan.evaluation.ranking import ranking_metrics
-from kdgan.experiments.overrides import MethodOverrides, split_overrides
+from kdgan.experiments.overrides import MethodOverrides, split_overrides, tuned_overrides
+from kdgan.experiments.parallel import run_all
 from kdgan.methods import METHODS
 from kdgan.models import count_parameters
 from kdgan.storage import atomic_save, atomic_write_text, load_checkpoint
@@ -33,6 +39,9 @@ from kdgan.training.engine import RunResult, Trainer
 from kdgan.training.runs import environment, find_config, git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
+# Per-epoch scores of players no stage selects (train.report_players) cost a third of a KDGAN
+# epoch and change no result; a comparison turns them off unless its overrides turn them on.
+COMPARISON_DEFAULTS = ("train.report_players=false",)
 WEIGHTS_HINT = "delete it to train that baseline again"
 KNN_NEIGHBOURS = (5, 10, 20, 50)
 
@@ -72,7 +81,7 @@ class Spec:
     def base_config(self, setting: Setting) -> RunConfig:
         """The setting's config with the overrides meant for every method."""
         common, _ = split_overrides(self.overrides)
-        return load_config(find_config(setting.config), [*setting.overrides, *common])
+        return load_config(find_config(setting.config), [*COMPARISON_DEFAULTS, *setting.overrides, *common])
 
     def method_overrides(self) -> MethodOverrides:
         return split_overrides(self.overrides)[1]
@@ -144,12 +153,10 @@ class SharedStart:
 def shared_pretraining(
     base: RunConfig, splits: Splits, weights: Path | None = None, prefix: str = "shared",
     reuse: Callable[[str], bool] = lambda name: True,
-    trained: Callable[[str, SharedStart], None] = lambda name, start: None,
 ) -> SharedStart:
     """Train, or reload from ``weights/PREFIX-seedS-ROLE.pt`` when ``reuse(run name)`` allows, the
     supervised teacher (``teacher.pretrain_epochs`` epochs) and student (its pretraining plus
-    ``train.epochs``) of ``base`` at ``base.seed``; with ``weights``, newly trained ones are saved.
-    ``trained(name, start)`` hears of each run ("teacher", "supervised") as soon as it is trained."""
+    ``train.epochs``) of ``base`` at ``base.seed``; with ``weights``, newly trained ones are saved."""
     seed, off = base.seed, {"pretrain_epochs": 0}
     teacher_cfg = variant(base, "supervised", seed, options={"player": "teacher"}, teacher=off,
                           train={"epochs": base.teacher.pretrain_epochs, "eval_test_each_epoch": False})
@@ -167,7 +174,6 @@ def shared_pretraining(
             start.summaries[name] = summarize(trainer.fit(), seed)
             if path is not None:
                 atomic_save(module.state_dict(), path)
-            trained(name, start)
         setattr(start, role, module.state_dict())
     return start
 
@@ -215,9 +221,11 @@ class Comparison:
     summaries]}``. With ``out``, results.json and the two pretrained networks of each (setting,
     seed) are saved as they are made, and reused on a rerun."""
 
-    def __init__(self, out: Path | None = None, overrides: MethodOverrides | None = None) -> None:
+    def __init__(self, out: Path | None = None, overrides: MethodOverrides | None = None,
+                 order: Sequence[str] = ()) -> None:
         self.out = out
         self.overrides = overrides or MethodOverrides({})
+        self.order = tuple(dict.fromkeys(order))  # the methods' order in results.json, whatever order runs end in
         self.results: Results = {}
         self.params: dict[str, int] = {}
         self.environment: dict[str, Any] | None = None  # of the invocation that last trained here
@@ -241,36 +249,116 @@ class Comparison:
         """Keep a run's summary, stamped with the commit that produced it (a table resumed over
         several sessions may mix code), and save results.json at once."""
         summary = {**summary, "git_commit": self.commit}
-        self.results.setdefault(setting, {}).setdefault(method, []).append(summary)
+        runs = self.results.setdefault(setting, {})
+        runs.setdefault(method, []).append(summary)
+        runs[method].sort(key=lambda run: run["seed"])
+        rank = {name: i for i, name in enumerate(self.order)}
+        self.results[setting] = dict(sorted(runs.items(), key=lambda item: rank.get(item[0], len(rank))))
         if self.out is not None:
             write_json(self.out / "results.json",
                        {"results": self.results, "params": self.params, "environment": self.environment})
 
-    def baselines(self, setting: str, base: RunConfig, splits: Splits) -> tuple[dict, dict]:
-        """The supervised teacher's and student's weights at ``base.seed`` (trained, or reloaded
-        when both the weights and the run's record are there)."""
-        seed = base.seed
+    def run(self, spec: Spec, bases: dict[str, RunConfig], jobs: int = 1) -> None:
+        """Every run of ``spec`` not yet recorded, in ``jobs`` processes: first the shared teacher
+        and student of each (setting, seed) (trained, or reloaded when both the weights and the
+        run's record are there), then every method from them. Each run is recorded as it ends."""
+        with weights_folder(self.out) as weights:
+            tasks = [PretrainTask(name, replace(base, seed=seed).to_dict(), str(weights),
+                                  tuple(n for n in BASELINE_RUNS if self.done(name, n, seed)),
+                                  spec.knn and not self.done(name, "knn", seed))
+                     for name, base in bases.items() for seed in range(spec.seeds)]
+            starts = run_all(pretrain, tasks, jobs, self.pretrained)
+            runs = [run for task, start in zip(tasks, starts, strict=True)
+                    for run in self.method_tasks(task, spec.methods_for(start["multilabel"]))]
+            run_all(train_method, runs, jobs, lambda task, summary: self.record(task.setting, task.method, summary))
 
-        def keep(name: str, start: SharedStart) -> None:
-            self.params.update(start.params)
-            if not self.done(setting, name, seed):  # recorded before, weights since lost: keep the record
-                self.record(setting, name, start.summaries[name])
+    def method_tasks(self, pretraining: PretrainTask, methods: Sequence[str]) -> list[MethodTask]:
+        """The runs of ``methods`` not yet recorded that start from ``pretraining``'s players."""
+        base = from_dict(RunConfig, pretraining.config)
+        return [MethodTask(pretraining.setting, method, method_config(base, method, self.overrides).to_dict(),
+                           pretraining.weights)
+                for method in methods
+                if method not in BASELINE_RUNS and not self.done(pretraining.setting, method, base.seed)]
 
-        start = shared_pretraining(base, splits, None if self.out is None else self.out / "weights", setting,
-                                   reuse=lambda name: self.done(setting, name, seed), trained=keep)
-        self.params.update(start.params)
-        return start.teacher, start.student
+    def pretrained(self, task: PretrainTask, start: dict[str, Any]) -> None:
+        """Record what one (setting, seed)'s pretraining task trained (a run recorded before whose
+        weights were since lost keeps its record)."""
+        self.params.update(start["params"])
+        seed = task.config["seed"]
+        for name, summary in (("knn", start["knn"]), *start["summaries"].items()):
+            if summary is not None and not self.done(task.setting, name, seed):
+                self.record(task.setting, name, summary)
 
-    def run(self, setting: str, base: RunConfig, splits: Splits, methods: Sequence[str]) -> None:
-        """The shared players, then each method at ``base.seed`` on ``splits``, skipping runs
-        already recorded."""
-        seed = base.seed
-        teacher, student = self.baselines(setting, base, splits)
-        for method in methods:
-            if method in BASELINE_RUNS or self.done(setting, method, seed):
-                continue
-            config = method_config(base, method, self.overrides)
-            self.record(setting, method, run_method(config, splits, teacher, student))
+
+@dataclass(frozen=True)
+class PretrainTask:
+    """One (setting, seed)'s shared pretraining as plain data for a worker process: the setting's
+    config at that seed (``RunConfig.to_dict``), the weights folder, the baseline runs whose saved
+    weights may be reused, and whether to run the KNN baseline too."""
+
+    setting: str
+    config: dict[str, Any]
+    weights: str
+    reuse: tuple[str, ...]
+    knn: bool
+
+
+@dataclass(frozen=True)
+class MethodTask:
+    """One method's run as plain data: its full config and the folder of the shared weights."""
+
+    setting: str
+    method: str
+    config: dict[str, Any]
+    weights: str
+
+
+_splits_cache: dict[str, Splits] = {}
+
+
+def splits_of(config: RunConfig) -> Splits:
+    """``load_splits(config.data, config.seed)``, kept for the next run of the same data and seed
+    (a worker often runs several methods of one seed in a row)."""
+    key = json.dumps([config.to_dict()["data"], config.seed], sort_keys=True)
+    if key not in _splits_cache:
+        _splits_cache.clear()
+        _splits_cache[key] = load_splits(config.data, config.seed)
+    return _splits_cache[key]
+
+
+def pretrain(task: PretrainTask) -> dict[str, Any]:
+    """A worker's pretraining task: ``{"summaries", "params", "multilabel", "knn"}`` (the KNN
+    baseline's summary, or None); the weights are saved in the task's folder."""
+    config = from_dict(RunConfig, task.config)
+    splits = splits_of(config)
+    start = shared_pretraining(config, splits, Path(task.weights), task.setting, reuse=lambda name: name in task.reuse)
+    return {"summaries": start.summaries, "params": start.params, "multilabel": splits.train.multilabel,
+            "knn": knn_baseline(splits, config.seed) if task.knn else None}
+
+
+def shared_weights(folder: Path, setting: str, seed: int, device: Any) -> tuple[dict, dict]:
+    """The teacher's and student's weights :func:`shared_pretraining` saved for (setting, seed)."""
+    return tuple(load_checkpoint(folder / f"{setting}-seed{seed}-{role}.pt", map_location=device, fix=WEIGHTS_HINT)
+                 for role in ("teacher", "student"))  # type: ignore[return-value]
+
+
+def train_method(task: MethodTask) -> dict[str, Any]:
+    """A worker's method run: the task's config trained from the shared players; its summary."""
+    config = from_dict(RunConfig, task.config)
+    splits = splits_of(config)
+    teacher, student = shared_weights(Path(task.weights), task.setting, config.seed, splits.train.x.device)
+    return run_method(config, splits, teacher, student)
+
+
+@contextmanager
+def weights_folder(out: Path | None) -> Iterator[Path]:
+    """Where the shared players are saved for the method runs: ``OUT/weights`` (kept, for
+    resuming), or a temporary folder when the comparison keeps no files."""
+    if out is not None:
+        yield out / "weights"
+        return
+    with tempfile.TemporaryDirectory(prefix="kdgan-weights-") as folder:
+        yield Path(folder)
 
 
 def run_options(overrides: Sequence[str], epochs: int | None = None, device: str | None = None,
@@ -289,27 +377,28 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(report, indent=1) + "\n")
 
 
-def run_comparison(spec: Spec, out: Path | None = None, report_only: bool = False,
-                   device: str = "cpu") -> dict[str, Any]:
-    """Run ``spec`` (resuming from ``out``'s results.json when there is one) and return
-    ``{"results", "params", "configs": {setting: config}, "environment", "seconds_this_invocation"}``.
-    With ``report_only``, train nothing and return what is recorded."""
+def run_comparison(spec: Spec, out: Path | None = None, report_only: bool = False, device: str = "cpu",
+                   jobs: int = 1, tuned: str | None = None) -> dict[str, Any]:
+    """Run ``spec`` (resuming from ``out``'s results.json when there is one) in ``jobs`` processes
+    and return ``{"results", "params", "configs": {setting: config}, "environment",
+    "seconds_this_invocation"}``, plus ``"tuned"`` (the overrides taken from the studies in
+    ``tuned``, an Optuna storage; the spec's own overrides win over them). With ``report_only``,
+    train nothing and return what is recorded."""
+    methods = spec.methods or registered_methods(spec.exclude)
+    from_studies = tuned_overrides(tuned, [m for m in methods if m not in BASELINE_RUNS]) if tuned else []
+    spec = replace(spec, overrides=(*from_studies, *spec.overrides))
     overrides = spec.method_overrides()
     bases = {setting.name: spec.base_config(setting) for setting in spec.settings}
-    check_methods(spec.methods or registered_methods(spec.exclude), bases.values(), overrides)
-    comparison = Comparison(out, overrides)
+    check_methods(methods, bases.values(), overrides)
+    comparison = Comparison(out, overrides, ("knn", *BASELINE_RUNS, *methods))
     env = comparison.report_environment(device, report_only)
     started = time.perf_counter()
-    for name, base in bases.items():
-        for seed in range(0 if report_only else spec.seeds):
-            splits = load_splits(base.data, seed)
-            methods = spec.methods_for(splits.train.multilabel)
-            if spec.knn and not comparison.done(name, "knn", seed):
-                comparison.record(name, "knn", knn_baseline(splits, seed))
-            comparison.run(name, replace(base, seed=seed), splits, methods)
-    return {"results": comparison.results, "params": comparison.params,
-            "configs": {name: base.to_dict() for name, base in bases.items()}, "environment": env,
-            "seconds_this_invocation": round(time.perf_counter() - started, 1)}
+    if not report_only:
+        comparison.run(spec, bases, jobs)
+    report = {"results": comparison.results, "params": comparison.params,
+              "configs": {name: base.to_dict() for name, base in bases.items()}, "environment": env,
+              "seconds_this_invocation": round(time.perf_counter() - started, 1)}
+    return {**report, "tuned": {"storage": tuned, "overrides": from_studies}} if tuned else report
 
 
 def check_methods(methods: Sequence[str], bases: Any, overrides: MethodOverrides) -> None:

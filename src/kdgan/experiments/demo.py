@@ -25,15 +25,15 @@ def demo_spec(seeds: int = 3, methods: Sequence[str] | None = None, config: str 
 
 def run_demo(
     seeds: int = 3, methods: Sequence[str] | None = None, config: str = "digits_kdgan",
-    overrides: Sequence[str] = (), out: Path | None = None, progress: bool = False,
+    overrides: Sequence[str] = (), out: Path | None = None, progress: bool = False, jobs: int = 1,
 ) -> dict[str, Any]:
     """Train the teacher, the supervised student and each method for ``seeds`` seeds (afresh: the
-    demo does not resume).
+    demo does not resume), in ``jobs`` processes.
 
     ``config`` supplies networks, data and the KDGAN options; other methods use their defaults.
     Returns ``{"runs": {method: [per-seed results]}, "params": {...}, "settings": {...}}``.
     """
-    done = run_comparison(demo_spec(seeds, methods, config, run_options(overrides, progress=progress)))
+    done = run_comparison(demo_spec(seeds, methods, config, run_options(overrides, progress=progress)), jobs=jobs)
     base = done["configs"]["demo"]
     report = {
         "runs": done["results"]["demo"], "params": done["params"],

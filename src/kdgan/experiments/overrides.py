@@ -58,3 +58,22 @@ def split_overrides(items: Sequence[str]) -> tuple[list[str], MethodOverrides]:
                               f"the pretrained players); set it without the '{method}:' prefix")
         by_method.setdefault(method, []).append(f"{key}{sep}{value}")
     return common, MethodOverrides({m: tuple(pairs) for m, pairs in by_method.items()})
+
+
+def tuned_overrides(storage: str, methods: Sequence[str]) -> list[str]:
+    """``METHOD:key=value`` items setting each method to the best trial of its study in
+    ``storage`` (studies are named after their method, ``kdgan tune``'s default). A method that
+    declares no search space has nothing to tune and runs as configured; a tunable method without
+    a finished study is refused, so that a "tuned" table never mixes in an untuned method."""
+    from kdgan.experiments.tune import best_overrides  # imports Optuna: only when asked for
+
+    items: list[str] = []
+    for method in methods:
+        if getattr(METHODS.get(method), "search_space", None):
+            try:
+                best = best_overrides(storage, method)
+            except ConfigError as err:
+                raise ConfigError(f"--tuned {storage}: {err}; run kdgan tune --method {method} --storage {storage} "
+                                  "first, or drop the method from --methods") from None
+            items += [f"{method}:{item}" for item in best]
+    return items

@@ -5,11 +5,13 @@ epochs (the authors' protocol) is reported beside it, labelled as such."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kdgan.errors import ConfigError
 from kdgan.evaluation.plot import plot_mean_curves
 from kdgan.experiments.comparison import (
     Setting,
@@ -61,18 +63,52 @@ def table1_spec(dataset: str, sizes: Sequence[int], seeds: int, methods: Sequenc
 def reproduce_table1(
     dataset: str, sizes: Sequence[int], seeds: int, out: Path, methods: Sequence[str] | None = None,
     epochs: int | None = None, device: str | None = None, data_dir: str | None = None,
-    overrides: Sequence[str] = (), progress: bool = False, report_only: bool = False,
+    overrides: Sequence[str] = (), progress: bool = False, report_only: bool = False, jobs: int = 1,
+    tuned: str | None = None,
 ) -> dict[str, Any]:
-    """Run every method at every size and seed (skipping those already in ``out``), then write
+    """Run every method at every size and seed (skipping those already in ``out``) in ``jobs``
+    processes, each method at its best trial in the ``tuned`` storage when given; then write
     results.json, table1.md and curves.png. With ``report_only``, train nothing: rewrite the
     reports from the runs recorded so far (e.g. of an interrupted invocation)."""
     spec = table1_spec(dataset, sizes, seeds, methods, run_options(overrides, epochs, device, data_dir, progress))
-    done = run_comparison(spec, out, report_only, device or "cpu")
+    done = run_comparison(spec, out, report_only, device or "cpu", jobs, tuned)
     report = {"dataset": dataset, "sizes": list(sizes), "seeds": seeds, **done}
     write_json(out / "results.json", report)
     atomic_write_text(out / "table1.md", table1_markdown(report) + "\n\n" + speed_markdown(report) + "\n")
     plot_curves(report, out / "curves.png")
     return report
+
+
+def merge_results(folders: Sequence[Path], out: Path) -> int:
+    """Gather the runs recorded in each folder's results.json into ``out/results.json`` (made by
+    comparisons of one table with disjoint ``--methods``, e.g. on several machines), so that
+    ``--report-only`` writes the whole table. A run recorded in several folders must be the same
+    record (the shared teacher and student, copied from one folder); runs that differ are refused.
+    Returns the number of runs in ``out``."""
+    merged: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    first: dict[str, Any] = {}
+    where: dict[tuple[str, str, int], Path] = {}
+    for folder in folders:
+        path = folder / "results.json"
+        if not path.is_file():
+            raise ConfigError(f"--merge {folder}: no results.json there; give the --out folders of the comparisons")
+        report = json.loads(path.read_text())
+        first = first or report
+        for setting, methods in report["results"].items():
+            for method, rows in methods.items():
+                for row in rows:
+                    key = (setting, method, row["seed"])
+                    kept = merged.setdefault(setting, {}).setdefault(method, {}).setdefault(row["seed"], row)
+                    if kept != row:
+                        raise ConfigError(f"--merge: {method} seed {row['seed']} ({setting}) differs between "
+                                          f"{where[key]} and {folder}; train the shared teacher and student once "
+                                          "and copy that --out folder to every machine before splitting --methods")
+                    where.setdefault(key, folder)
+    results = {s: {m: [rows[seed] for seed in sorted(rows)] for m, rows in methods.items()}
+               for s, methods in merged.items()}
+    write_json(out / "results.json", {"results": results, "params": first.get("params", {}),
+                                      "environment": first.get("environment")})
+    return len(where)
 
 
 def table1_markdown(report: dict[str, Any]) -> str:

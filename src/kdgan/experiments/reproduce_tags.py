@@ -38,17 +38,19 @@ def table2_spec(dataset: str, seeds: int, methods: Sequence[str] | None = None, 
 def reproduce_table2(
     dataset: str, seeds: int, out: Path, methods: Sequence[str] | None = None, epochs: int | None = None,
     device: str | None = None, data_dir: str | None = None, overrides: Sequence[str] = (), progress: bool = False,
-    report_only: bool = False,
+    report_only: bool = False, jobs: int = 1, tuned: str | None = None,
 ) -> dict[str, Any]:
-    """Run KNN and every method for each seed (resuming from ``out``); write results.json,
-    table2.md and p_at_3.png. With ``report_only``, train nothing: rewrite the reports from the
-    runs recorded so far."""
+    """Run KNN and every method for each seed (resuming from ``out``) in ``jobs`` processes, each
+    method at its best trial in the ``tuned`` storage when given; write results.json, table2.md and
+    p_at_3.png. With ``report_only``, train nothing: rewrite the reports from the runs recorded so
+    far."""
     spec = table2_spec(dataset, seeds, methods, run_options(overrides, epochs, device, data_dir, progress))
-    done = run_comparison(spec, out, report_only, device or "cpu")
+    done = run_comparison(spec, out, report_only, device or "cpu", jobs, tuned)
     configs = done.pop("configs")
     report = {"dataset": dataset, "seeds": seeds, "results": done["results"], "params": done["params"],
               "config": configs[dataset], "environment": done["environment"],
-              "seconds_this_invocation": done["seconds_this_invocation"]}
+              "seconds_this_invocation": done["seconds_this_invocation"],
+              **({"tuned": done["tuned"]} if "tuned" in done else {})}
     write_json(out / "results.json", report)
     atomic_write_text(out / "table2.md", table2_markdown(report) + "\n")
     plot_p_at_3(report, out / "p_at_3.png")
