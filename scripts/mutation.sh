@@ -70,7 +70,7 @@ fi
 if [[ $which =~ ^(engine|all)$ ]]; then
     run_set engine "src/kdgan/training/engine.py src/kdgan/training/evaluator.py src/kdgan/training/cache.py
                     src/kdgan/training/players.py" \
-        "tests/test_engine.py tests/test_cache.py tests/test_training_options.py"
+        "tests/test_engine.py tests/test_cache.py tests/test_training_options.py tests/test_training_checks.py"
 fi
 if [[ $which =~ ^(checks|all)$ ]]; then
     run_set checks "src/kdgan/training/checks.py src/kdgan/training/checkpoint.py src/kdgan/training/stages.py" \

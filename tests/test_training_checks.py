@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdgan.config import OptimizerConfig
+from kdgan.config import OptimizerConfig, TrainConfig
 from kdgan.data.core import Splits, TensorData
 from kdgan.errors import ConfigError, DataError, DivergenceError
 from kdgan.methods.base import Method
@@ -31,6 +31,7 @@ from kdgan.training.checks import (
     divergence_cause,
     warn_huge_loss,
 )
+from kdgan.training.engine import Trainer
 from kdgan.training.players import Player
 from kdgan.training.stages import Stage, plan_stages
 
@@ -301,6 +302,9 @@ def test_a_loss_not_finite_before_the_first_update_points_at_options_and_input_s
     # inputs without privileged features, and privileged features of width 0
     assert "(largest |value| in the training inputs: 1.1;" in divergence_cause(
         method, Splits(data(), data(), data()), "student", 0, False, "stop")
+    no_features = TensorData(torch.zeros(3, 0), torch.tensor([0, 1, 2]), 3)
+    assert "(largest |value| in the training inputs: 0;" in divergence_cause(
+        method, Splits(no_features, no_features, no_features), "student", 0, False, "stop")
     empty_view = data(privileged=0)
     assert "(largest |value| in the training inputs: 1.1;" in divergence_cause(
         method, Splits(empty_view, empty_view, empty_view), "student", 0, False, "stop")
@@ -516,8 +520,9 @@ def test_an_incomplete_checkpoint_file_is_refused_before_any_player_is_loaded(tm
     path = tmp_path / "last.pt"
     torch.save({"stage": 0}, path)
     players = {"student": Refusing(RuntimeError("loaded")), "teacher": Refusing(RuntimeError("loaded"))}
-    with pytest.raises(DataError, match="lacks the key"):
+    with pytest.raises(DataError) as caught:
         read_checkpoint(path, torch.device("cpu"), players, STAGES, world=1)
+    assert str(caught.value).startswith(f"{path} lacks the key(s) epoch, seconds, players,")
 
 
 # ----------------------------------------------------------------- stage plan
@@ -550,3 +555,50 @@ def test_plan_skips_roles_the_method_does_not_have():
         Stage("train", ("teacher", "student"), 5, "student", False),
     ]
     assert plan_stages(duo(), {}, 2) == [Stage("train", ("teacher", "student"), 2, "student", False)]
+
+
+# ----------------------------------------------------------------- the Trainer's own checks and advice
+def trainer(**kwargs) -> Trainer:
+    return Trainer(duo(options=Knobs()), Splits(data(), data(), data()), **kwargs)
+
+
+def test_trainer_batch_size_defaults_and_empty_out_dir():
+    default = trainer()
+    assert (default.batch_size, default.eval_batch_size, default.out_dir) == (10, 1000, None)
+    with pytest.raises(ConfigError) as caught:
+        trainer(out_dir="  ")
+    assert str(caught.value) == "out_dir is empty; give the folder for the run's files, or None to write none"
+
+
+def test_trainer_records_the_config_only_when_the_data_came_from_it():
+    config = {"method": "kdgan"}
+    assert trainer(run_info={"config": config}).recorded_config() == config
+    assert trainer(run_info={"config": config, "data_from_config": True}).recorded_config() == config
+    assert trainer(run_info={"config": config, "data_from_config": False}).recorded_config() is None
+    assert trainer(run_info={"data_from_config": True}).recorded_config() is None
+
+
+def test_trainer_advice_depends_on_whether_the_role_was_trained_before():
+    run = trainer(config=TrainConfig(on_nonfinite="stop"))
+    assert run._divergence_cause("student", 0).startswith("The loss was not finite before the student's first")
+    run.history = [{"stage": "train", "epoch": 0}]
+    assert run._divergence_cause("student", 0) == (
+        "Lower the student's learning rate (now 0.001), set train.grad_clip, or set train.on_nonfinite=skip"
+    )
+    assert run._divergence_cause("teacher", 3).startswith("Lower the teacher's learning rate")
+    pretrained = Trainer(duo(), Splits(data(), data(), data()), config=TrainConfig(on_nonfinite="skip"),
+                         pretrain_epochs={"teacher": 1})
+    pretrained.history = [{"stage": "pretrain-teacher", "epoch": 0}]
+    assert pretrained._divergence_cause("student", 0).startswith("The loss was not finite before")
+    assert pretrained._divergence_cause("teacher", 0) == (
+        "Lower the teacher's learning rate (now 0.001) or set train.grad_clip"
+    )
+
+
+def test_trainer_logits_are_each_players_eval_outputs_on_the_split():
+    run = trainer()
+    splits = run.splits
+    with torch.no_grad():
+        expected = run.method.players["teacher"].module(splits.test.x)
+    assert torch.allclose(run.logits("teacher", "test"), expected)
+    assert run.logits("student", "val").shape == (4, 3)
