@@ -33,7 +33,7 @@ _PUBLIC = {
     "KDGAN": "kdgan.methods", "METHODS": "kdgan.methods", "Codis": "kdgan.methods", "Distn": "kdgan.methods",
     "Mimic": "kdgan.methods", "NaGAN": "kdgan.methods", "Noisy": "kdgan.methods", "Supervised": "kdgan.methods",
     "DKD": "kdgan.methods", "DIST": "kdgan.methods", "LogitStandardizedKD": "kdgan.methods",
-    "build_trainer": "kdgan.training.build", "RunResult": "kdgan.training.engine", "Trainer": "kdgan.training.engine",
+    "build_trainer": "kdgan.training.build", "RunResult": "kdgan.training.runs", "Trainer": "kdgan.training.engine",
     "Player": "kdgan.training.players",
 }
 __all__ = [
@@ -77,5 +77,6 @@ if TYPE_CHECKING:
         Supervised,
     )
     from kdgan.training.build import build_trainer
-    from kdgan.training.engine import RunResult, Trainer
+    from kdgan.training.engine import Trainer
     from kdgan.training.players import Player
+    from kdgan.training.runs import RunResult

@@ -120,6 +120,15 @@ class TensorData:
             yield self.batch(order[start : start + batch_size])
 
 
+    def endless_batches(
+        self, batch_size: int, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[Batch]:
+        """:meth:`batches` without end: a fresh permutation (from ``generator``) each time the data
+        runs out. Unlabelled examples join labelled batches this way, so a resumed run draws the
+        same ones."""
+        while True:
+            yield from self.batches(batch_size, generator, shard=shard)
+
 @dataclass
 class Splits:
     """Training (the n labelled examples), validation (model selection) and test sets.

@@ -35,8 +35,8 @@ from kdgan.methods import METHODS
 from kdgan.models import count_parameters
 from kdgan.storage import atomic_save, atomic_write_text, load_checkpoint
 from kdgan.training.build import build_trainer, method_options
-from kdgan.training.engine import RunResult, Trainer
-from kdgan.training.runs import environment, find_config, git_commit
+from kdgan.training.engine import Trainer
+from kdgan.training.runs import RunResult, environment, find_config, git_commit
 
 BASELINE_RUNS = ("teacher", "supervised")
 # Per-epoch scores of players no stage selects (train.report_players) cost a third of a KDGAN

@@ -22,10 +22,10 @@ from kdgan.models import build_model
 from kdgan.models.two_view import TwoView
 from kdgan.storage import load_checkpoint, output_error
 from kdgan.training.distributed import DistInfo, barrier, setup
-from kdgan.training.engine import RunResult, Trainer
+from kdgan.training.engine import Trainer
 from kdgan.training.players import Player
 from kdgan.training.runlock import check_not_in_use, check_output_dir, run_lock
-from kdgan.training.runs import prepare_run_dir
+from kdgan.training.runs import RunResult, prepare_run_dir
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from kdgan.config import TrainConfig
-from kdgan.data.core import Batch, Splits
+from kdgan.data.core import Splits
 from kdgan.deploy.student_file import student_record
 from kdgan.errors import ConfigError
 from kdgan.evaluation.metrics import default_selection_metric
@@ -45,7 +44,7 @@ from kdgan.training.distributed import (
 from kdgan.training.evaluator import Evaluator
 from kdgan.training.players import Player
 from kdgan.training.runlock import remove_stale_temporaries, run_lock
-from kdgan.training.runs import record_run
+from kdgan.training.runs import RunResult, record_run
 from kdgan.training.seeding import rng_state, seed_everything, set_rng_state
 from kdgan.training.stages import Stage, plan_stages
 
@@ -53,22 +52,6 @@ from kdgan.training.stages import Stage, plan_stages
 # entropies and log-losses, far below it in a healthy run; with student.optimizer.lr=1e6,
 # digits_kdgan's teacher reached a mean loss of 3.2e22 and every validation accuracy was 0.1.
 LOSS_WARNING = 1e6
-
-
-@dataclass
-class RunResult:
-    """What ``Trainer.fit`` returns: the selected student's scores and the per-epoch history."""
-
-    method: str
-    selected_epoch: int
-    val: dict[str, float]
-    test: dict[str, float]
-    best_test: dict[str, float]
-    seconds: float
-    history: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
 class Trainer:
@@ -218,8 +201,9 @@ class Trainer:
                     cache.start_updates(role)
                 losses, skips = [], 0
                 for _ in range(player.passes):
-                    with_unlabelled = not stage.pretrain and method.uses_unlabelled
-                    unlabelled = self._unlabelled_batches(shard) if with_unlabelled else None
+                    extra = self.splits.unlabelled if not stage.pretrain and method.uses_unlabelled else None
+                    unlabelled = (None if extra is None
+                                  else extra.endless_batches(self.local_unlabelled, self.batches, shard))
                     for batch in self.splits.train.batches(self.local_batch, self.batches, shard=shard):
                         if unlabelled is not None:
                             batch = batch.with_unlabelled(next(unlabelled))
@@ -241,16 +225,6 @@ class Trainer:
                 cache.stop_updates()
         self._activate("")  # leave every player in eval mode, without gradients
         return sums, skipped
-
-    def _unlabelled_batches(self, shard: tuple[int, int]) -> Iterator[Batch] | None:
-        """Batches of the unlabelled examples (``data.unlabelled``), one joining each labelled batch
-        of a game pass: a fresh permutation per pass (and whenever the set runs out), drawn from the
-        run's generator, so that checkpoints resume exactly. None without unlabelled examples."""
-        data = self.splits.unlabelled
-        if data is None:
-            return None
-        return itertools.chain.from_iterable(
-            data.batches(self.local_unlabelled, self.batches, shard=shard) for _ in itertools.count())
 
     def _new_output_cache(self) -> OutputCache | None:
         """The fixed players' output cache, when it is exact and cheaper (see :mod:`kdgan.training.cache`)."""

@@ -6,6 +6,7 @@ import json
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,19 @@ def record_run(out: Path, config: dict[str, Any] | None, device: str, starts: bo
             atomic_write_text(config_path, text)
     if changed or not info_path.is_file():
         atomic_write_text(info_path, json.dumps(environment(device), indent=2) + "\n")
+
+
+@dataclass
+class RunResult:
+    """What ``Trainer.fit`` returns: the selected student's scores and the per-epoch history."""
+
+    method: str
+    selected_epoch: int
+    val: dict[str, float]
+    test: dict[str, float]
+    best_test: dict[str, float]
+    seconds: float
+    history: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "history"}
