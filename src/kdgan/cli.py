@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TypeAlias
 
 from kdgan.errors import ConfigError, KDGANError
 
@@ -165,40 +166,56 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 JOBS_HELP = ("independent runs in this many processes of one torch thread each (same numbers as --jobs 1); "
              "at most the number of cores")
+DATA_DIR_HELP = "folder with the dataset's files (else $KDGAN_DATA)"
+PER_METHOD_SET = "; METHOD:KEY=VALUE for one method only"
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="kdgan", description="Knowledge distillation with GANs (KDGAN) and baselines.")
-    sub = top.add_subparsers(dest="command", required=True)
+def _add_set(command: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable --set KEY=VALUE config override shared by train, demo, reproduce and tune."""
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
 
+
+def _add_data_dir(command: argparse.ArgumentParser, help_text: str = DATA_DIR_HELP) -> None:
+    """--data-dir, the folder the dataset's files are read from."""
+    command.add_argument("--data-dir", help=help_text)
+
+
+def _add_methods(sub: Subparsers) -> None:
     sub.add_parser("methods", help="list the methods").set_defaults(func=cmd_methods)
 
+
+def _add_train(sub: Subparsers) -> None:
     train = sub.add_parser("train", help="train one method from a config")
     train.add_argument("config", help="a YAML config file, or a built-in config name such as digits_kdgan")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set options.alpha=0.3 (repeatable)")
+    _add_set(train, "override a config value, e.g. --set options.alpha=0.3 (repeatable)")
     train.add_argument("--out", help="run directory (default runs/METHOD-TIMESTAMP)")
-    train.add_argument("--data-dir", help="folder with the dataset's files (else $KDGAN_DATA)")
+    _add_data_dir(train)
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.set_defaults(func=cmd_train)
 
+
+def _add_evaluate(sub: Subparsers) -> None:
     evaluate = sub.add_parser("evaluate", help="re-evaluate a run's selected student on its test split")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data-dir", help="folder with the dataset's files, if it moved")
+    _add_data_dir(evaluate, "folder with the dataset's files, if it moved")
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def _add_demo(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="every method on the embedded digits data; prints a table")
     demo.add_argument("--seeds", type=int, default=3)
     demo.add_argument("--out", help="folder for results.json and table.md")
     demo.add_argument("--methods", help="comma-separated methods (default: every registered method; the "
                       "supervised student is always the baseline row)")
     demo.add_argument("--config", default="digits_kdgan", help="base config (networks, data, KDGAN options)")
-    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override the base config; METHOD:KEY=VALUE for one method only")
+    _add_set(demo, "override the base config" + PER_METHOD_SET)
     demo.add_argument("--progress", action="store_true", help="show per-run progress bars")
     demo.add_argument("--jobs", type=int, default=1, help=JOBS_HELP)
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_reproduce(sub: Subparsers) -> None:
     rep = sub.add_parser("reproduce", help="reproduce the paper's tables (resumable)")
     rep.add_argument("table", choices=["table1", "table2"], help="table1: MNIST/CIFAR-10 compression; table2: tags")
     rep.add_argument("--dataset", required=True, help="table1: mnist or cifar10; table2: corel5k, yeast or emotions")
@@ -207,10 +224,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--methods", help="comma-separated methods (default: every registered method)")
     rep.add_argument("--epochs", type=int, help="epochs of every method (default: the config's)")
     rep.add_argument("--device", help="cpu, cuda, cuda:N or auto")
-    rep.add_argument("--data-dir", help="folder with the dataset's files (else $KDGAN_DATA)")
+    _add_data_dir(rep)
     rep.add_argument("--out", help="results folder (default runs/TABLE-DATASET); rerun to resume")
-    rep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override the config; METHOD:KEY=VALUE for one method only")
+    _add_set(rep, "override the config" + PER_METHOD_SET)
     rep.add_argument("--progress", action="store_true", help="show per-run progress bars")
     rep.add_argument("--report-only", action="store_true",
                      help="train nothing; rewrite the tables and plots from the runs already in --out")
@@ -221,6 +237,8 @@ def parser() -> argparse.ArgumentParser:
                      "after the method) in this kdgan tune storage; --set items still win")
     rep.set_defaults(func=cmd_reproduce)
 
+
+def _add_export(sub: Subparsers) -> None:
     export = sub.add_parser("export", help="export a run's student to ONNX or TorchScript")
     export.add_argument("run_dir")
     export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
@@ -229,6 +247,8 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--no-verify", action="store_true", help="skip reloading and comparing the exported model")
     export.set_defaults(func=cmd_export)
 
+
+def _add_predict(sub: Subparsers) -> None:
     pred = sub.add_parser("predict", help="classes or top-k tags for IDX, image or .npy inputs")
     pred.add_argument("run_dir")
     pred.add_argument("inputs", nargs="+", help="IDX file, image file or folder, or .npy array")
@@ -238,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pred.set_defaults(func=cmd_predict)
 
+
+def _add_plot(sub: Subparsers) -> None:
     plot = sub.add_parser("plot", help="learning curves of one or several runs to PNG")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", required=True, help="PNG file, or a folder to write METRIC.png in")
@@ -246,6 +268,8 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--pretrain", action="store_true", help="include pretraining stages")
     plot.set_defaults(func=cmd_plot)
 
+
+def _add_tune(sub: Subparsers) -> None:
     tn = sub.add_parser("tune", help="search a method's hyperparameters on validation (Optuna); --report to summarise")
     tn.add_argument("config", nargs="?", help="a YAML config file or a built-in config name")
     tn.add_argument("--method", help="the method to tune (its search space is declared next to its Options)")
@@ -259,10 +283,19 @@ def parser() -> argparse.ArgumentParser:
     tn.add_argument("--no-prune", action="store_true", help="train every trial to the end (no median pruner)")
     tn.add_argument("--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; "
                     "a trial silent for twice that is marked failed")
-    tn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the config")
-    tn.add_argument("--data-dir", help="folder with the dataset's files (else $KDGAN_DATA)")
+    _add_set(tn, "override the config")
+    _add_data_dir(tn)
     tn.add_argument("--report", metavar="DIR|URL", help="write the report of every study in this storage")
     tn.set_defaults(func=cmd_tune)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The kdgan command line: one subcommand per _add_* function, in --help order."""
+    top = argparse.ArgumentParser(prog="kdgan", description="Knowledge distillation with GANs (KDGAN) and baselines.")
+    sub = top.add_subparsers(dest="command", required=True)
+    for add_command in (_add_methods, _add_train, _add_evaluate, _add_demo, _add_reproduce, _add_export,
+                        _add_predict, _add_plot, _add_tune):
+        add_command(sub)
     return top
 
 

@@ -124,13 +124,7 @@ def plot_runs(
         raise ConfigError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     if labels is not None and len(labels) != len(run_dirs):
         raise ConfigError(f"{len(labels)} labels given for {len(run_dirs)} runs; give one per run")
-    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():  # a folder: the plot goes in it
-        out = Path(out) / f"{metric}.png"
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise ConfigError(f"plot output {out} must be a .png file (or a folder to write METRIC.png in)")
-    if out.is_dir():
-        raise ConfigError(f"plot output {out} is a folder; choose another file name")
+    out = _png_path(out, metric)
     series = []
     for run_dir in run_dirs:
         records = read_metrics(run_dir)
@@ -196,6 +190,18 @@ def plot_mean_curves(
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, format="png")
     return drawn
+
+
+def _png_path(out: str | Path, metric: str) -> Path:
+    """The PNG file plot_runs writes: ``out`` itself, or METRIC.png inside ``out`` when it is a folder."""
+    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():  # a folder: the plot goes in it
+        out = Path(out) / f"{metric}.png"
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"plot output {out} must be a .png file (or a folder to write METRIC.png in)")
+    if out.is_dir():
+        raise ConfigError(f"plot output {out} is a folder; choose another file name")
+    return out
 
 
 def _is_number(value: Any) -> bool:
