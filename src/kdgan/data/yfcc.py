@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ import torch
 from kdgan.data.core import TensorData
 from kdgan.data.files import read_npy
 from kdgan.errors import DataError
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,75 @@ def _split_mask(folder: Path, n: int, test_fraction: float, seed: int) -> np.nda
     return np.array([m == "train" for m in marks])
 
 
+def _check_folder_and_options(folder: Path, text_features: str, top_k: int) -> None:
+    """Refuse a folder without its three files, or options read_yfcc does not know."""
+    missing = [name for name in (FEATURES, TEXTS, TAGS) if not (folder / name).is_file()]
+    if missing:
+        raise DataError(
+            f"{folder} lacks {', '.join(missing)}; a YFCC folder needs {FEATURES} (N x D image features), "
+            f"{TEXTS} (one text per line) and {TAGS} (one line of tags per post), and may hold {SPLIT}"
+        )
+    if text_features not in ("tfidf", "count"):
+        raise DataError(f"text_features must be 'tfidf' or 'count', got {text_features!r}")
+    if top_k < 1:
+        raise DataError(f"top_k must be at least 1, got {top_k}")
+
+
+def _read_features(folder: Path) -> np.ndarray:
+    """The (N, D) image features: numeric, finite, at least one row."""
+    features = read_npy(folder / FEATURES)  # the reader `kdgan predict` uses: no pickles, numbers only
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
+        raise DataError(
+            f"{folder / FEATURES} must be a 2-d numeric (N, D) array, got shape {features.shape} of {features.dtype}"
+        )
+    finite = np.isfinite(features).all(1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{folder / FEATURES} holds NaN or infinite values (first in row {row}, counting from 0); "
+                        "clean or impute them first")
+    if len(features) == 0:
+        raise DataError(f"{folder / FEATURES} has no rows; it needs one row of features per post")
+    return features
+
+
+def _read_texts_and_tags(folder: Path, n: int) -> tuple[list[str], list[str]]:
+    """The lines of texts.txt and tags.txt, refused unless both have one line per feature row."""
+    texts = _read_lines(folder / TEXTS)
+    tag_lines = _read_lines(folder / TAGS)
+    counts = {FEATURES: n, TEXTS: len(texts), TAGS: len(tag_lines)}
+    if len(set(counts.values())) != 1:
+        found = ", ".join(f"{name}: {c}" for name, c in counts.items())
+        raise DataError(f"{folder}: the files must describe the same posts, one per row/line, but have {found}")
+    return texts, tag_lines
+
+
+def _multi_hot(tag_lists: list[list[str]], vocab_tags: list[str]) -> np.ndarray:
+    """(N, K) float32 targets: 1 where post i carries kept tag j."""
+    column = {t: j for j, t in enumerate(vocab_tags)}
+    y = np.zeros((len(tag_lists), len(vocab_tags)), dtype=np.float32)
+    for i, tags in enumerate(tag_lists):
+        for t in tags:
+            if t in column:
+                y[i, column[t]] = 1.0
+    return y
+
+
+def _text_vectors(
+    texts: list[str], train_idx: np.ndarray, folder: Path, text_features: str, max_features: int
+) -> tuple[sparse.csr_matrix, list[str]]:
+    """Bag-of-words or TF-IDF vectors of every text (sparse float32), fitted on training posts only,
+    and the vocabulary in column order."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    vectorizer_cls = TfidfVectorizer if text_features == "tfidf" else CountVectorizer
+    vectorizer = vectorizer_cls(max_features=max_features)
+    try:
+        vectorizer.fit([texts[i] for i in train_idx])
+    except ValueError as err:  # "empty vocabulary": every training text is empty or stop words
+        raise DataError(f"{folder / TEXTS}: no words found in the training posts' texts ({err})") from None
+    return vectorizer.transform(texts).astype(np.float32), list(vectorizer.get_feature_names_out())
+
+
 def read_yfcc(
     directory: str | Path,
     top_k: int = 200,
@@ -119,50 +192,18 @@ def read_yfcc(
     (``text_features`` "tfidf" or "count"), ``y`` = multi-hot over the ``top_k`` tags. Note that
     the text matrix is stored dense: N * max_features * 4 bytes.
     """
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-
     folder = Path(directory).expanduser()
-    missing = [name for name in (FEATURES, TEXTS, TAGS) if not (folder / name).is_file()]
-    if missing:
-        raise DataError(
-            f"{folder} lacks {', '.join(missing)}; a YFCC folder needs {FEATURES} (N x D image features), "
-            f"{TEXTS} (one text per line) and {TAGS} (one line of tags per post), and may hold {SPLIT}"
-        )
-    if text_features not in ("tfidf", "count"):
-        raise DataError(f"text_features must be 'tfidf' or 'count', got {text_features!r}")
-    if top_k < 1:
-        raise DataError(f"top_k must be at least 1, got {top_k}")
-    features = read_npy(folder / FEATURES)  # the reader `kdgan predict` uses: no pickles, numbers only
-    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
-        raise DataError(
-            f"{folder / FEATURES} must be a 2-d numeric (N, D) array, got shape {features.shape} of {features.dtype}"
-        )
-    finite = np.isfinite(features).all(1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise DataError(f"{folder / FEATURES} holds NaN or infinite values (first in row {row}, counting from 0); "
-                        "clean or impute them first")
-    if len(features) == 0:
-        raise DataError(f"{folder / FEATURES} has no rows; it needs one row of features per post")
+    _check_folder_and_options(folder, text_features, top_k)
+    features = _read_features(folder)
     n = len(features)
-    texts = _read_lines(folder / TEXTS)
-    tag_lines = _read_lines(folder / TAGS)
-    counts = {FEATURES: n, TEXTS: len(texts), TAGS: len(tag_lines)}
-    if len(set(counts.values())) != 1:
-        found = ", ".join(f"{name}: {c}" for name, c in counts.items())
-        raise DataError(f"{folder}: the files must describe the same posts, one per row/line, but have {found}")
+    texts, tag_lines = _read_texts_and_tags(folder, n)
     is_train = _split_mask(folder, n, test_fraction, seed)
     tag_lists = [parse_tags(line) for line in tag_lines]
     check_tag_format(tag_lists, folder / TAGS)
     vocab_tags = top_tags([t for t, keep in zip(tag_lists, is_train, strict=True) if keep], top_k)
     if not vocab_tags:
         raise DataError(f"{folder / TAGS}: the training posts have no tags at all; check the file and the split")
-    column = {t: j for j, t in enumerate(vocab_tags)}
-    y = np.zeros((n, len(vocab_tags)), dtype=np.float32)
-    for i, tags in enumerate(tag_lists):
-        for t in tags:
-            if t in column:
-                y[i, column[t]] = 1.0
+    y = _multi_hot(tag_lists, vocab_tags)
     kept = y.any(1)
     dropped = {"train": int((is_train & ~kept).sum()), "test": int((~is_train & ~kept).sum())}
     train_idx = np.flatnonzero(is_train & kept)
@@ -173,13 +214,7 @@ def read_yfcc(
         "%s: dropped %d training and %d test posts with none of the top %d tags",
         folder, dropped["train"], dropped["test"], len(vocab_tags),
     )
-    vectorizer_cls = TfidfVectorizer if text_features == "tfidf" else CountVectorizer
-    vectorizer = vectorizer_cls(max_features=max_features)
-    try:
-        vectorizer.fit([texts[i] for i in train_idx])
-    except ValueError as err:  # "empty vocabulary": every training text is empty or stop words
-        raise DataError(f"{folder / TEXTS}: no words found in the training posts' texts ({err})") from None
-    text_x = vectorizer.transform(texts).astype(np.float32)
+    text_x, vocabulary = _text_vectors(texts, train_idx, folder, text_features, max_features)
 
     def make(index: np.ndarray) -> TensorData:
         return TensorData(
@@ -189,13 +224,8 @@ def read_yfcc(
             privileged=torch.from_numpy(text_x[index].toarray()),
         )
 
-    return YfccData(
-        train=make(train_idx),
-        test=make(test_idx),
-        tags=vocab_tags,
-        vocabulary=list(vectorizer.get_feature_names_out()),
-        dropped=dropped,
-    )
+    return YfccData(train=make(train_idx), test=make(test_idx), tags=vocab_tags, vocabulary=vocabulary,
+                    dropped=dropped)
 
 
 def load_yfcc_pool(directory: str | Path, **kwargs) -> tuple[TensorData, TensorData]:
