@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from kdgan.errors import ConfigError, DataError, UnsafeFileError
+from kdgan.errors import ConfigError, DataError, KDGANError, UnsafeFileError
 
 XAxis = Literal["epoch", "seconds"]
 X_AXES = ("epoch", "seconds")
@@ -50,27 +50,28 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def run_label(run_dir: str | Path) -> str:
-    """The run's method from its config.yaml (or student.pt), else the directory name."""
-    run_dir = Path(run_dir)
-    method = None
-    config = run_dir / "config.yaml"
-    if config.is_file():
-        try:
-            raw = yaml.safe_load(config.read_text())
-            method = raw.get("method") if isinstance(raw, dict) else None
-        except yaml.YAMLError:
-            method = None
-    if method is None and (run_dir / "student.pt").is_file():
-        from kdgan.storage import load_checkpoint
+    """The run's method from its config.yaml (or student.pt), read as typed config, else the
+    directory name (for a damaged, partial or older run)."""
+    from kdgan.config import saved_config
+    from kdgan.config.files import read_config_file
+    from kdgan.storage import load_checkpoint
 
+    run_dir = Path(run_dir)
+    if (run_dir / "config.yaml").is_file():
+        try:
+            config = run_dir / "config.yaml"
+            return saved_config(read_config_file(config), str(config)).method
+        except (KDGANError, yaml.YAMLError, OSError):
+            pass
+    if (run_dir / "student.pt").is_file():
         try:
             saved = load_checkpoint(run_dir / "student.pt", map_location="cpu")
-            method = saved["run_info"]["config"]["method"]
+            return saved_config(saved["run_info"]["config"], str(run_dir / "student.pt")).method
         except UnsafeFileError:  # a file that could run code is an error, not a missing label
             raise
-        except Exception:  # a damaged or older file: fall back to the directory name
-            method = None
-    return str(method) if method else run_dir.name
+        except (KDGANError, KeyError, TypeError):  # a damaged or older file
+            pass
+    return run_dir.name
 
 
 def curves(
