@@ -11,7 +11,8 @@ from kdgan.training.runs import find_config
 
 from .conftest import tiny_overrides
 
-EXPECTED = {"supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan", "dkd", "dist", "kd_logit_std"}
+# the methods the issues ask for; more may be registered (every test below iterates the registry)
+REQUIRED = {"supervised", "mimic", "distn", "noisy", "codis", "nagan", "kdgan", "dkd", "dist", "kd_logit_std"}
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +20,11 @@ def splits():
     return load_splits(DataConfig(name="digits", n=100, val_size=100), seed=0)
 
 
-def test_the_expected_methods_are_registered():
-    assert set(METHODS) == EXPECTED
+def test_the_required_methods_are_registered():
+    assert set(METHODS) >= REQUIRED
 
 
-@pytest.mark.parametrize("method", sorted(EXPECTED))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_method_trains_and_beats_chance(method, splits):
     # the student starts untrained, so its accuracy is the method's own doing
     overrides = [*tiny_overrides(epochs=25), f"method={method}", "student.pretrain_epochs=0",
