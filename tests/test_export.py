@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -333,3 +334,18 @@ def test_save_student_keeps_preprocessing_and_names_for_onnx(digits, tmp_path):
     assert student.num_classes == 10 and student.in_shape == (1, 8, 8) and student.label_names[3] == "3"
     with pytest.raises(DataError, match=r"does not accept inputs of shape \(3, 8, 8\)"):
         kdgan.save_student(network, tmp_path / "bad.pt", in_shape=(3, 8, 8))
+
+
+def test_torchscript_metadata_is_read_without_loading_the_code(tmp_path, monkeypatch):
+    scripted = torch.jit.script(nn.Linear(2, 2))
+    path = tmp_path / "model.pt"
+    torch.jit.save(scripted, str(path), _extra_files={"kdgan.json": '{"num_classes": 2}'})
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("read_metadata loaded the archive's code"))
+    assert read_metadata(path) == {"num_classes": 2}
+    bare = tmp_path / "bare.pt"
+    torch.jit.save(scripted, str(bare))
+    assert read_metadata(bare) == {}
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("x/readme.txt", "not a model")
+    with pytest.raises(DataError, match="is not a TorchScript model"):
+        read_metadata(tmp_path / "other.zip")

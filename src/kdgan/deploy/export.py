@@ -116,20 +116,27 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"exported model {path} does not exist")
     if zipfile.is_zipfile(path):  # TorchScript archives are zip files; ONNX files are protobuf
-        extra = {METADATA_FILE: ""}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        except RuntimeError as err:
-            raise DataError(f"{path} is not a TorchScript model ({err})") from None
-        return json.loads(extra[METADATA_FILE] or "{}")
+        return _torchscript_metadata(path)
     onnx = require("onnx", INSTALL, "reading ONNX metadata")
     try:
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     except Exception as err:  # protobuf DecodeError and friends
         raise DataError(f"{path} is neither an ONNX nor a TorchScript model ({err})") from None
     return json.loads(props.get("kdgan", "{}"))
+
+
+def _torchscript_metadata(path: Path) -> dict[str, Any]:
+    """The metadata file of a TorchScript archive, read from the zip as text: the archive's code is
+    never loaded, so reading the metadata of a file from elsewhere runs nothing."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not any(name.endswith("/constants.pkl") for name in names):
+                raise DataError(f"{path} is not a TorchScript model (a zip file without TorchScript's constants.pkl)")
+            metadata = [name for name in names if name.split("/", 1)[-1] == f"extra/{METADATA_FILE}"]
+            return json.loads(archive.read(metadata[0]).decode("utf-8")) if metadata else {}
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} is not a TorchScript model with kdgan metadata ({err})") from None
 
 
 # --------------------------------------------------------------------------- writing
