@@ -11,7 +11,7 @@ from torch import nn
 
 from kdgan.config import DataConfig, TrainConfig
 from kdgan.data import load_splits
-from kdgan.data.core import Batch
+from kdgan.data.core import Batch, Splits, TensorData
 from kdgan.errors import ConfigError, DataError
 from kdgan.methods import METHODS
 from kdgan.methods.losses import sampled_discriminator_loss
@@ -106,10 +106,17 @@ def test_sampled_discriminator_loss_is_an_unbiased_estimate_of_the_exact_one():
 
 
 def test_sampled_discriminator_loss_refuses_examples_without_a_label():
-    method = tiny_method("nagan", discriminator_loss="sampled")
-    multi = Batch(X, torch.tensor([[1.0, 0, 1], [0, 0, 0], [0, 1, 0]]))
+    """Refused before training (no check inside the training step), for sampled and pooled alike."""
+    multi = TensorData(X, torch.tensor([[1.0, 0, 1], [0, 0, 0], [0, 1, 0]]), 3)
+    splits = Splits(multi, multi, multi)
+    for kind in ("sampled", "pooled"):
+        with pytest.raises(DataError, match="some training examples have no label"):
+            tiny_method("nagan", discriminator_loss=kind).check_data(splits)
     with pytest.raises(DataError, match="some training examples have no label"):
-        method.discriminator_loss(multi)
+        Trainer(tiny_method("nagan", discriminator_loss="pooled"), splits, TrainConfig(progress=False))
+    tiny_method("nagan").check_data(splits)  # the exact loss needs no drawn label
+    full = TensorData(X, torch.tensor([[1.0, 0, 1], [0, 1, 0], [0, 1, 0]]), 3)
+    tiny_method("nagan", discriminator_loss="sampled").check_data(Splits(full, full, full))
 
 
 def test_supervised_discriminator_pretraining_is_cross_entropy_on_the_labels():

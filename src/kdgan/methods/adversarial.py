@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from kdgan.data.core import Batch
+from kdgan.data.core import Batch, Splits
 from kdgan.errors import ConfigError, DataError
 from kdgan.methods.base import Method
 from kdgan.methods.losses import discriminator_loss, sampled_discriminator_loss
@@ -95,15 +95,19 @@ class AdversarialMethod(Method):
             with torch.no_grad():
                 p_fake = self.fake_distribution(batch)
             return discriminator_loss(disc_logits, p_true, p_fake, batch.labelled)
-        with torch.no_grad():
-            if bool((p_true.sum(-1) == 0).any()):
-                raise DataError("options.discriminator_loss=sampled/pooled draws true labels, but some training "
-                                "examples have no label; remove them or use discriminator_loss=exact")
+        with torch.no_grad():  # check_data has refused labelled rows without a label
             true_drawn = torch.multinomial(p_true, opts.true_samples, replacement=True)
             generators = self.generators(batch)
             fake_drawn = [torch.multinomial(p, opts.fake_samples, replacement=True) for p, _ in generators]
         return sampled_discriminator_loss(disc_logits, true_drawn, fake_drawn, [w for _, w in generators],
                                           pooled=opts.discriminator_loss == "pooled", labelled=batch.labelled)
+
+    def check_data(self, splits: Splits) -> None:
+        """The sampled and pooled D losses draw true labels: every labelled training example needs one."""
+        train = splits.train
+        if self.options.discriminator_loss != "exact" and train.multilabel and bool((train.y.sum(-1) == 0).any()):
+            raise DataError("options.discriminator_loss=sampled/pooled draws true labels, but some training "
+                            "examples have no label; remove them or use discriminator_loss=exact")
 
     def pretrain_loss(self, role: str, batch: Batch) -> Tensor:
         """Classifiers pretrain supervised; D pretrains against the pretrained generators, or on

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from kdgan.data.core import Batch, multi_hot, target_distribution
+from kdgan.data.core import Batch, Splits, multi_hot, target_distribution
 from kdgan.errors import ConfigError
 from kdgan.methods.losses import binary_cross_entropy, soft_cross_entropy
 from kdgan.training.cache import OutputCache
@@ -71,6 +71,9 @@ class Method:
     def loss(self, role: str, batch: Batch) -> Tensor:
         """The loss ``role`` minimises on ``batch`` in a round of the game."""
         raise NotImplementedError
+
+    def check_data(self, splits: Splits) -> None:
+        """Refuse, before any training, data this method's options cannot use (nothing by default)."""
 
     def loss_terms(self, role: str, batch: Batch) -> dict[str, Tensor]:
         """``role``'s loss split into its weighted terms by name (``adversarial``, ``distillation``,

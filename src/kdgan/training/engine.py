@@ -105,6 +105,7 @@ class Trainer:
         self.warned_losses: set[str] = set()  # roles already warned of a huge loss
         check_splits(splits)
         check_models(method, splits)
+        method.check_data(splits)
         self.evaluator = Evaluator(method, splits, eval_batch_size, self.dist, self.autocast)
         if self.dist.enabled:
             for player in method.players.values():
