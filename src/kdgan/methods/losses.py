@@ -71,12 +71,13 @@ def decoupled_kd(student_logits: Tensor, teacher_logits: Tensor, target: Tensor,
     classes alone, ``p^_k = p_k / (1 - p_y) = softmax(z_k / T)`` over ``k != y``. Both are
     computed from logits (``log(1 - p_y)`` as a log-sum-exp), so neither underflows.
     """
-    num = student_logits.shape[-1]
-    other = torch.ones_like(student_logits, dtype=torch.bool).scatter_(-1, target.unsqueeze(-1), False)
+    # the non-target classes of each row, in order, as gather indices (no boolean mask: no host sync)
+    step = torch.arange(student_logits.shape[-1] - 1, device=target.device)
+    other = step + (step >= target.unsqueeze(-1)).long()
 
     def binary_and_other(logits: Tensor) -> tuple[Tensor, Tensor]:
         scaled = logits / temperature
-        rest = scaled[other].view(-1, num - 1)
+        rest = scaled.gather(-1, other)
         return torch.stack([scaled.gather(-1, target.unsqueeze(-1)).squeeze(-1), rest.logsumexp(-1)], -1), rest
 
     binary_s, rest_s = binary_and_other(student_logits)
