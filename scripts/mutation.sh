@@ -63,7 +63,8 @@ if [[ ! $which =~ ^(maths|engine|checks|all)$ ]]; then
 fi
 if [[ $which =~ ^(maths|all)$ ]]; then
     run_set maths "src/kdgan/methods/*" \
-        "tests/test_losses.py tests/test_sampling.py tests/test_method_maths.py tests/test_modern_baselines.py tests/test_game_signal.py"
+        "tests/test_losses.py tests/test_sampling.py tests/test_method_maths.py tests/test_modern_baselines.py
+         tests/test_game_signal.py tests/test_game_recipe.py tests/test_methods.py"
 fi
 # The training code is split in two sets so that each mutant runs only fast tests: the loop and its
 # parts against end-to-end runs on tiny data; the checks (plain functions) against direct calls.

@@ -860,6 +860,9 @@ COMMAND_ARGUMENTS = [
                  "--dataset for table2 must be one of corel5k, yeast, emotions; got 'mnist'", id="table2-dataset"),
     pytest.param(["reproduce", "table1", "--dataset", "mnist", "--seeds", "0"], "--seeds must be at least 1, got 0",
                  id="reproduce-seeds-0"),
+    pytest.param(["reproduce", "table1", "--dataset", "mnist", "--config", "digits_kdgan"],
+                 "--config digits_kdgan trains on data.name='digits', not on --dataset mnist",
+                 id="config-of-other-data"),
 ]
 
 

@@ -1,5 +1,6 @@
 """Config validation: unknown keys, types, ranges and overrides give errors that name the fix."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -164,3 +165,63 @@ def test_label_loss_reaches_the_method():
 def test_every_float_of_the_data_section_must_be_finite():
     with pytest.raises(ConfigError, match="data.test_fraction must be a finite number, got nan"):
         DataConfig(name="folder", dir="x", test_fraction=float("nan"))
+
+
+# ------------------------------------------------------------------ per_method
+def _config_with(tmp_path, per_method: str):
+    path = tmp_path / "c.yaml"
+    path.write_text((find_config("digits_kdgan").read_text()) + "\nper_method:\n" + per_method)
+    return path
+
+
+def test_per_method_items_apply_to_their_method_only_and_under_set(tmp_path):
+    path = _config_with(tmp_path, "  kdgan: [student.optimizer.game_lr=1e-4, options.beta=2]\n"
+                                  "  distn: [options.temperature=3, student.optimizer.lr=0.01]\n")
+    kdgan = load_config(path)
+    assert kdgan.student.optimizer.game_lr == 1e-4 and kdgan.options["beta"] == 2
+    assert kdgan.options["alpha"] == 0.5  # the file's other options stay
+    assert load_config(path, ["options.beta=5"]).options["beta"] == 5  # --set wins
+    distn = load_config(path, ["method=distn"])  # --set may change the method: its own items then
+    assert distn.options == {"temperature": 3} and distn.student.optimizer.lr == 0.01
+    assert distn.student.optimizer.game_lr is None
+    assert load_config(path, ["method=distn", "student.optimizer.lr=0.5"]).student.optimizer.lr == 0.5
+    plain = load_config(path, per_method=False)  # as a comparison loads its base
+    assert plain.student.optimizer.game_lr is None and plain.options["beta"] == 1.0
+
+
+def test_a_comparison_gives_each_method_its_per_method_items_and_its_overrides_win(tmp_path):
+    from kdgan.experiments.comparison import method_config
+    from kdgan.experiments.overrides import split_overrides
+
+    path = _config_with(tmp_path, "  kdgan: [student.optimizer.game_lr=1e-4, options.beta=2]\n"
+                                  "  distn: [student.optimizer.game_lr=1e-3]\n")
+    base = load_config(path, per_method=False)
+    _, overrides = split_overrides(["distn:student.optimizer.game_lr=5e-4"])
+    kdgan = method_config(base, "kdgan", overrides)
+    assert kdgan.student.optimizer.game_lr == 1e-4 and kdgan.options["beta"] == 2
+    assert method_config(base, "distn", overrides).student.optimizer.game_lr == 5e-4
+    mimic = method_config(base, "mimic", overrides)
+    assert mimic.student.optimizer.game_lr is None and mimic.options == {}
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("  distn: options.temperature=3\n", "per_method.distn must be a list of key=value items"),
+    ("  distn: [temperature]\n", "per_method.distn must be a list of key=value items"),
+    ("  distn: [data.n=50]\n", "changes data.n, which every method of a comparison shares"),
+    ("  kdgan: [\"student.model.hidden=[8]\"]\n", "changes student.model.hidden, which every method"),
+    ("  distn: [method=kdgan]\n", "changes method, which every method"),
+    ("  supervised: [student.optimizer.lr=0.1]\n", "per_method.supervised: the supervised teacher and student"),
+    ("  distm: [options.temperature=3]\n", "per_method: unknown method 'distm'; known methods:"),
+])
+def test_bad_per_method_entries_are_refused_with_the_fix(tmp_path, entry, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(_config_with(tmp_path, entry))
+
+
+def test_the_shipped_table1_configs_give_kdgan_and_nagan_their_validated_game_rate():
+    for name in ("mnist_kdgan", "cifar10_kdgan"):
+        assert load_config(find_config(name)).student.optimizer.game_lr == 1e-4
+        assert load_config(find_config(name), ["method=nagan"]).student.optimizer.game_lr == 1e-4
+        assert load_config(find_config(name), ["method=distn"]).student.optimizer.game_lr is None
+    for name in ("mnist_kdgan", "cifar10_kdgan", "digits_kdgan", "emotions_kdgan", "yeast_kdgan", "corel5k_kdgan"):
+        assert load_config(find_config(name)).train.select_start

@@ -73,7 +73,7 @@ def test_skip_mode_skips_non_finite_updates(splits):
     trainer.method.loss = every_third_loss_infinite
     result = trainer.fit()
     assert not any(finite) and len(finite) == calls.count(False)  # only the finite steps updated the student
-    skipped = [r["skipped_student"] for r in result.history if r["stage"] == "train"]
+    skipped = [r["skipped_student"] for r in result.history if r["stage"] == "train" and r["epoch"] >= 0]
     assert sum(skipped) == calls.count(True) > 0 and all(s > 0 for s in skipped)
 
 
@@ -198,3 +198,61 @@ def test_skip_mode_logs_the_mean_of_the_finite_steps_only():
     finite = [v for v in kept if v is not None]
     assert result.history[0]["skipped_student"] == len(kept) - len(finite) == 5
     assert result.history[0]["loss_student"] == pytest.approx(sum(finite) / len(finite), rel=1e-6)
+
+
+# ------------------------------------------------------------------ train.select_start
+def _hurtful_game(select_start: bool) -> list[str]:
+    """A well-pretrained digits student (val 0.83) and a game at a learning rate that ruins it."""
+    return [*tiny_overrides(epochs=3), "student.pretrain_epochs=20", "student.optimizer.game_lr=0.05",
+            f"train.select_start={str(select_start).lower()}", "train.eval_test_each_epoch=true"]
+
+
+def test_select_start_keeps_the_student_the_game_was_given_when_every_game_epoch_is_worse(splits, tmp_path):
+    off = build_trainer(load_config(find_config("digits_kdgan"), _hurtful_game(False)), splits=splits).fit()
+    on = build_trainer(load_config(find_config("digits_kdgan"), _hurtful_game(True)), splits=splits,
+                       out_dir=tmp_path).fit()
+    games = lambda result: [r for r in result.history if r["stage"] == "train"]  # noqa: E731
+    start, *epochs = games(on)
+    assert start["epoch"] == -1 and [r["epoch"] for r in epochs] == [0, 1, 2]
+    pretrained = [r for r in on.history if r["stage"] == "pretrain-student"]
+    assert start["val_accuracy"] == max(r["val_accuracy"] for r in pretrained)  # the restored best pretrain epoch
+    assert max(r["val_accuracy"] for r in epochs) < start["val_accuracy"]  # the game only hurts here
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(epochs) == strip(games(off))  # it changes the selection, never the training
+    assert off.selected_epoch >= 0 and off.val["accuracy"] < start["val_accuracy"]
+    assert on.selected_epoch == -1 and on.val["accuracy"] == start["val_accuracy"]
+    assert on.test["accuracy"] == pytest.approx(start["test_accuracy"])
+    assert on.best_test["accuracy"] == pytest.approx(max(r["test_accuracy"] for r in games(on)))
+    saved = load_student(tmp_path)
+    accuracy = (saved(splits.test.x).argmax(-1) == splits.test.y).float().mean().item()
+    assert accuracy == pytest.approx(on.test["accuracy"])
+    assert json.loads((tmp_path / "final.json").read_text())["selected_epoch"] == -1
+
+
+def test_select_start_picks_a_game_epoch_that_beats_the_start(splits):
+    config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=4), "train.select_start=true"])
+    result = build_trainer(config, splits=splits).fit()
+    game = [r for r in result.history if r["stage"] == "train"]
+    assert game[0]["epoch"] == -1 and game[0]["val_accuracy"] < max(r["val_accuracy"] for r in game[1:])
+    best = max(game, key=lambda r: r["val_accuracy"])  # the first of equals: a later epoch must do strictly better
+    assert result.selected_epoch == best["epoch"] >= 0
+
+
+def test_select_start_resumes_exactly(splits, tmp_path):
+    config = load_config(find_config("digits_kdgan"), _hurtful_game(True))
+    full = build_trainer(config, splits=splits, out_dir=tmp_path / "full").fit()
+    interrupted = build_trainer(config, splits=splits, out_dir=tmp_path / "cut")
+    original = interrupted._train_epoch
+
+    def die_in_second_train_epoch(stage, epoch):
+        if stage.name == "train" and epoch == 1:
+            raise KeyboardInterrupt
+        return original(stage, epoch)
+
+    interrupted._train_epoch = die_in_second_train_epoch
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    resumed = build_trainer(config, splits=splits, out_dir=tmp_path / "cut").fit(resume=True)
+    assert (resumed.selected_epoch, resumed.test, resumed.val) == (-1, full.test, full.val)
+    lines = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines if r["stage"] == "train"] == [-1, 0, 1, 2]

@@ -91,7 +91,7 @@ def test_a_real_run_directory(tmp_path):
     build_trainer(load_config(find_config("digits_kdgan"), overrides), out_dir=tmp_path / "run").fit()
     assert run_label(tmp_path / "run") == "supervised"  # from student.pt: build_trainer writes no config.yaml
     [(stage, xs, ys)] = curves(read_metrics(tmp_path / "run"), "val_accuracy")
-    assert stage == "train" and xs == [0.0, 1.0, 2.0] and all(0 <= y <= 1 for y in ys)
+    assert stage == "train" and xs == [-1.0, 0.0, 1.0, 2.0] and all(0 <= y <= 1 for y in ys)  # -1: the start
     assert plot_runs([tmp_path / "run"], tmp_path / "run.png", metric="loss_student", x="seconds").is_file()
 
 

@@ -37,7 +37,8 @@ def test_table1_tiny_budget_writes_everything_and_resumes(shared_data, tmp_path)
     runs = report["results"]["100"]
     assert set(runs) == {"teacher", *methods}
     kdgan = runs["kdgan"][0]
-    assert len(kdgan["curve"]) == 2 and "test_accuracy" in kdgan["curve"][0]
+    assert [p["epoch"] for p in kdgan["curve"]] == [-1, 0, 1]  # the start too: mnist_kdgan has train.select_start
+    assert "test_accuracy" in kdgan["curve"][0]
     assert kdgan["best_test"]["accuracy"] >= kdgan["test"]["accuracy"]
     table = (out / "table1.md").read_text()
     assert "| kdgan |" in table and "77.95±.05" in table  # the paper's number beside ours
@@ -240,3 +241,61 @@ def test_command_line_flags_become_overrides_after_the_users_set_items():
                        progress=True) == ("train.epochs=9", "kdgan:options.alpha=0.3", "train.epochs=2", "device=cuda",
                                           "data.dir=/d", "train.progress=true")
     assert run_options([]) == ("train.progress=false",)
+
+
+def test_paired_difference_is_the_mean_and_t_interval_of_the_seed_differences():
+    from kdgan.experiments.tables import paired_difference
+
+    # differences 1, 2, 3: mean 2, sd 1, t(0.975, 2 dof) = 4.302653, half width 4.302653 / sqrt(3) = 2.484138
+    mean, low, high = paired_difference([3.0, 5.0, 7.0], [2.0, 3.0, 4.0])
+    assert (mean, low, high) == pytest.approx((2.0, -0.484138, 4.484138), abs=1e-6)
+    mean, low, high = paired_difference([3.0], [2.5])
+    assert mean == 0.5 and low != low and high != high  # one pair: no interval (nan)
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_with_start_takes_the_start_unless_the_run_beats_it_on_validation():
+    from kdgan.experiments.tables import with_start
+
+    run = {"seed": 1, "val": {"accuracy": 0.80}, "test": {"accuracy": 0.70}}
+    start = lambda val: {"seed": 1, "val": {"accuracy": val}, "test": {"accuracy": 0.90}}  # noqa: E731
+    assert with_start(run, start(0.85), "accuracy") == 0.90
+    assert with_start(run, start(0.80), "accuracy") == 0.90  # a tie: the start was selected first
+    assert with_start(run, start(0.79), "accuracy") == 0.70
+    with pytest.raises(ValueError, match="seed 1 paired with the start of seed 2"):
+        with_start(run, {**start(0.5), "seed": 2}, "accuracy")
+
+
+def test_table1_reports_the_start_included_selection_and_paired_differences():
+    from kdgan.experiments.reproduce import table1_markdown
+
+    def run(seed, val, test):
+        return {"seed": seed, "val": {"accuracy": val}, "test": {"accuracy": test}, "best_test": {}, "seconds": 1.0}
+
+    results = {"100": {
+        "teacher": [run(0, 0.95, 0.95), run(1, 0.95, 0.95)],
+        "supervised": [run(0, 0.80, 0.81), run(1, 0.80, 0.79)],
+        "distn": [run(0, 0.85, 0.86), run(1, 0.84, 0.85)],
+        "kdgan": [run(0, 0.79, 0.78), run(1, 0.82, 0.83)],  # seed 0 below its start on validation
+    }}
+    text = table1_markdown({"dataset": "mnist", "sizes": [100], "seeds": 2, "results": results})
+    # kdgan with the start: seed 0 keeps the supervised student (81), seed 1 its own epoch (83): 82.00 ± 1.41
+    assert "| kdgan | 80.50 ± 3.54 | 82.00 ± 1.41 |" in text
+    assert "| supervised | 80.00 ± 1.41 | — |" in text
+    # kdgan - distn per seed: 78 - 86 = -8, 83 - 85 = -2; mean -5, CI -5 -/+ 12.706 * 4.243 / sqrt(2) = 38.12
+    assert "| distn | 2 | -8.00, -2.00 | -5.00 | [-43.12, +33.12] |" in text
+
+
+def test_reproduce_runs_on_another_config_of_the_same_dataset():
+    from kdgan.experiments.reproduce import table1_spec
+    from kdgan.experiments.reproduce_tags import table2_spec
+
+    assert {s.config for s in table1_spec("mnist", [100, 1000], 1).settings} == {"mnist_kdgan"}
+    spec = table1_spec("mnist", [100, 1000], 1, config="mnist_kdgan_authors")
+    assert {s.config for s in spec.settings} == {"mnist_kdgan_authors"}
+    assert spec.base_config(spec.settings[0]).data.augment == "affine"  # the recipe's data, at the table's n
+    assert spec.base_config(spec.settings[1]).data.n == 1000
+    assert table2_spec("emotions", 1, config="emotions_kdgan").settings[0].config == "emotions_kdgan"
+    with pytest.raises(ConfigError, match="not on --dataset emotions"):
+        table2_spec("emotions", 1, config="yeast_kdgan")

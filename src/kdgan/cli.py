@@ -76,13 +76,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from kdgan.experiments.reproduce import reproduce_table1, table1_markdown
 
         report = reproduce_table1(args.dataset, sizes, args.seeds, out, methods, args.epochs, args.device,
-                                  args.data_dir, args.set, args.progress, args.report_only, args.jobs, args.tuned)
+                                  args.data_dir, args.set, args.progress, args.report_only, args.jobs, args.tuned,
+                                  args.config)
         print(table1_markdown(report))
     else:
         from kdgan.experiments.reproduce_tags import reproduce_table2, table2_markdown
 
         report = reproduce_table2(args.dataset, args.seeds, out, methods, args.epochs, args.device, args.data_dir,
-                                  args.set, args.progress, args.report_only, args.jobs, args.tuned)
+                                  args.set, args.progress, args.report_only, args.jobs, args.tuned, args.config)
         print(table2_markdown(report))
     print(f"results in {out}", file=sys.stderr)
     return 0
@@ -223,6 +224,8 @@ def _add_reproduce(sub: Subparsers) -> None:
     rep.add_argument("--seeds", type=int, default=3)
     rep.add_argument("--methods", help="comma-separated methods (default: every registered method)")
     rep.add_argument("--epochs", type=int, help="epochs of every method (default: the config's)")
+    rep.add_argument("--config", help="base config, a built-in name or a YAML file of the same dataset (default: the "
+                     "dataset's shipped config, e.g. mnist_kdgan); e.g. mnist_kdgan_authors for the authors' recipe")
     rep.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     _add_data_dir(rep)
     rep.add_argument("--out", help="results folder (default runs/TABLE-DATASET); rerun to resume")

@@ -16,12 +16,29 @@ from kdgan.config.sections import RunConfig
 from kdgan.errors import ConfigError
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from defaults), apply ``--set`` overrides, validate."""
-    raw = apply_overrides(read_config_file(Path(path)) if path is not None else {}, overrides or [])
+def load_config(path: str | Path | None, overrides: list[str] | None = None, per_method: bool = True) -> RunConfig:
+    """Read a YAML config (or start from defaults), apply ``--set`` overrides, validate. With
+    ``per_method``, the config's ``per_method`` items for its method (after the overrides, which
+    may change the method) are applied too, under the overrides; a comparison, which makes runs of
+    several methods from one config, loads it without them and applies each method's own."""
+    file = read_config_file(Path(path)) if path is not None else {}
+    raw = apply_overrides(file, overrides or [])
     config = from_dict(RunConfig, raw)
+    check_method_names(config)
+    own = config.per_method.get(config.method) if per_method else None
+    if own:  # the method (as --set left it), then its own items, then --set again so that it wins
+        config = from_dict(RunConfig, apply_overrides(file, [*(overrides or []), *own, *(overrides or [])]))
     check_dataset_name(config.data.name)
     return config
+
+
+def check_method_names(config: RunConfig) -> None:
+    """Refuse ``per_method`` entries for methods no registry knows (they would never apply)."""
+    from kdgan.methods import METHODS  # imported here: kdgan.methods imports the config package
+
+    for method in config.per_method:
+        if method not in METHODS:
+            raise ConfigError(f"per_method: unknown method {method!r}; known methods: {', '.join(METHODS)}")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -15,6 +15,11 @@ from kdgan.errors import ConfigError
 
 SEED_MAX = 2**32 - 1  # NumPy's global seed (seeded with every run's seed) takes 32 bits
 
+# Keys one method's settings cannot change (``per_method``, ``--set METHOD:key=value``): in a
+# comparison the data and the pretrained players are shared by every method.
+SHARED_KEYS = ("method", "seed", "data", "teacher.model", "student.model", "teacher.pretrain_epochs",
+               "student.pretrain_epochs")
+
 
 def check_finite(section: Any, prefix: str) -> None:
     """Refuse NaN or infinite float fields of a config section built directly in Python (values
@@ -222,11 +227,16 @@ class TrainConfig:
     ``report_players`` also scores, each game epoch, the other classifier (e.g. the teacher) on
     validation and the discriminator's accuracy on validation pairs; off saves that evaluation.
     ``diagnostics`` also logs, each game epoch, the gradient norm of every term of every updated
-    player's loss on one fixed batch (:mod:`kdgan.training.diagnostics`); it never changes training."""
+    player's loss on one fixed batch (:mod:`kdgan.training.diagnostics`); it never changes training.
+    ``select_start`` lets the game's model selection also choose the classifier the game starts
+    from (scored before the first game epoch and logged as epoch -1): the run then never selects a
+    student worse on validation than the one it was given (a game that only hurts ends where it
+    began); it never changes training."""
 
     epochs: int = 30
     eval_test_each_epoch: bool = False
     select_metric: str = "auto"
+    select_start: bool = False
     grad_clip: float | None = None
     on_nonfinite: str = "stop"
     checkpoint_every: int = 1
@@ -261,7 +271,11 @@ class RunConfig:
     """Everything one training run needs. ``options`` is checked against the method's Options;
     ``privileged`` lists the roles that see teacher-only inputs when the data has them (the
     teacher, optionally the discriminator; never the student); ``label_loss`` is the supervised
-    loss, ``softmax`` (over labels, the paper's choice also for multi-label data) or ``sigmoid``."""
+    loss, ``softmax`` (over labels, the paper's choice also for multi-label data) or ``sigmoid``.
+    ``per_method`` maps a method to ``key=value`` items that hold for that method's runs only
+    (e.g. its validation-chosen game learning rate): applied when the config is loaded for that
+    method (``kdgan train``, ``kdgan tune --method``) and to that method's runs in a comparison,
+    always under ``--set``; they may not change what a comparison shares (:data:`SHARED_KEYS`)."""
 
     method: str = "kdgan"
     seed: int = 0
@@ -275,8 +289,11 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     privileged: list[str] = field(default_factory=lambda: ["teacher"])
     label_loss: str = "softmax"
+    per_method: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for method, items in self.per_method.items():
+            check_method_items(method, items)
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
         if "student" in self.privileged or not set(self.privileged) <= {"teacher", "discriminator"}:
@@ -293,3 +310,19 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_method_items(method: Any, items: Any) -> None:
+    """Refuse a ``per_method`` entry that is not a list of ``key=value`` items, or that changes a
+    key every method of a comparison shares."""
+    if method == "supervised":
+        raise ConfigError("per_method.supervised: the supervised teacher and student are shared by every method of "
+                          "a comparison; set their options at the top level of the config")
+    if not isinstance(items, list) or not all(isinstance(item, str) and "=" in item for item in items):
+        raise ConfigError(f"per_method.{method} must be a list of key=value items, e.g. "
+                          f"[student.optimizer.game_lr=1e-4, options.beta=2]; got {items!r}")
+    for item in items:
+        key = item.partition("=")[0].strip()
+        if any(key == shared or key.startswith(shared + ".") for shared in SHARED_KEYS):
+            raise ConfigError(f"per_method.{method}: {item!r} changes {key}, which every method of a comparison "
+                              "shares (the data and the pretrained players); set it at the top level of the config")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kdgan.config import RunConfig, from_dict, load_config
+from kdgan.config import RunConfig, apply_overrides, from_dict, load_config
 from kdgan.data import Splits, load_splits
 from kdgan.errors import ConfigError
 from kdgan.evaluation.knn import knn_scores
@@ -81,7 +81,8 @@ class Spec:
     def base_config(self, setting: Setting) -> RunConfig:
         """The setting's config with the overrides meant for every method."""
         common, _ = split_overrides(self.overrides)
-        return load_config(find_config(setting.config), [*COMPARISON_DEFAULTS, *setting.overrides, *common])
+        return load_config(find_config(setting.config), [*COMPARISON_DEFAULTS, *setting.overrides, *common],
+                           per_method=False)
 
     def method_overrides(self) -> MethodOverrides:
         return split_overrides(self.overrides)[1]
@@ -192,8 +193,12 @@ def start_from(config: RunConfig, splits: Splits, teacher: dict, student: dict) 
 
 def method_config(base: RunConfig, method: str, overrides: MethodOverrides) -> RunConfig:
     """The config of ``method``'s run: ``base`` with the base's options only for the base's own
-    method (others use their defaults), then the overrides given for ``method`` alone."""
+    method (others use their defaults), then the base's ``per_method`` items for ``method``, then
+    the overrides given for ``method`` alone."""
     config = replace(base, method=method, options=base.options if method == base.method else {})
+    own = base.per_method.get(method)
+    if own:
+        config = from_dict(RunConfig, apply_overrides(config.to_dict(), list(own)))
     return overrides.apply(config, method)
 
 

@@ -8,12 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdgan.config import RunConfig, apply_overrides, from_dict
+from kdgan.config.sections import SHARED_KEYS
 from kdgan.errors import ConfigError
 from kdgan.methods import METHODS
-
-# Keys one method cannot change: the data and the pretrained players are shared by every method.
-SHARED_KEYS = ("method", "seed", "data", "teacher.model", "student.model", "teacher.pretrain_epochs",
-               "student.pretrain_epochs")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kdgan.config import load_config
 from kdgan.errors import ConfigError
 from kdgan.evaluation.plot import plot_mean_curves
 from kdgan.experiments.comparison import (
+    BASELINE_RUNS,
     Setting,
     Spec,
     commits_note,
@@ -22,8 +24,9 @@ from kdgan.experiments.comparison import (
     run_options,
     write_json,
 )
-from kdgan.experiments.tables import Column, method_table
+from kdgan.experiments.tables import Column, method_table, paired_table, with_start
 from kdgan.storage import atomic_write_text
+from kdgan.training.runs import find_config
 
 TABLE1_CONFIGS = {"mnist": "mnist_kdgan", "cifar10": "cifar10_kdgan"}
 
@@ -51,11 +54,26 @@ PAPER_TABLE1: dict[str, dict[int, dict[str, str]]] = {
 }
 
 
+def table_config(dataset: str, config: str | None, shipped: dict[str, str]) -> str:
+    """The base config of a table on ``dataset``: ``config`` when given (a built-in name or a YAML
+    path, e.g. ``mnist_kdgan_authors`` to run Table 1 under the authors' recipe), else the shipped
+    one. A config of another dataset is refused: the table would be labelled with the wrong data."""
+    if config is None:
+        return shipped[dataset]
+    data = load_config(find_config(config)).data.name
+    if data.split("-")[0] != dataset:
+        raise ConfigError(f"--config {config} trains on data.name={data!r}, not on --dataset {dataset}; "
+                          f"give a config of {dataset} (e.g. {shipped[dataset]}) or --dataset {data.split('-')[0]}")
+    return config
+
+
 def table1_spec(dataset: str, sizes: Sequence[int], seeds: int, methods: Sequence[str] | None = None,
-                overrides: Sequence[str] = ()) -> Spec:
+                overrides: Sequence[str] = (), config: str | None = None) -> Spec:
     """Table 1 as a comparison: one setting per labelled-set size (with the authors' batch size),
-    every registered method unless ``methods`` names some."""
-    settings = tuple(Setting(str(size), TABLE1_CONFIGS[dataset],
+    every registered method unless ``methods`` names some, on ``config`` (default: the dataset's
+    shipped config)."""
+    base = table_config(dataset, config, TABLE1_CONFIGS)
+    settings = tuple(Setting(str(size), base,
                              (f"data.n={size}", f"data.batch_size={BATCH_SIZES.get(size, 128)}")) for size in sizes)
     return Spec(settings, seeds, tuple(methods) if methods else None, overrides=tuple(overrides))
 
@@ -64,13 +82,15 @@ def reproduce_table1(
     dataset: str, sizes: Sequence[int], seeds: int, out: Path, methods: Sequence[str] | None = None,
     epochs: int | None = None, device: str | None = None, data_dir: str | None = None,
     overrides: Sequence[str] = (), progress: bool = False, report_only: bool = False, jobs: int = 1,
-    tuned: str | None = None,
+    tuned: str | None = None, config: str | None = None,
 ) -> dict[str, Any]:
     """Run every method at every size and seed (skipping those already in ``out``) in ``jobs``
-    processes, each method at its best trial in the ``tuned`` storage when given; then write
-    results.json, table1.md and curves.png. With ``report_only``, train nothing: rewrite the
-    reports from the runs recorded so far (e.g. of an interrupted invocation)."""
-    spec = table1_spec(dataset, sizes, seeds, methods, run_options(overrides, epochs, device, data_dir, progress))
+    processes, each method at its best trial in the ``tuned`` storage when given, on ``config``
+    (default: the dataset's shipped config); then write results.json, table1.md and curves.png.
+    With ``report_only``, train nothing: rewrite the reports from the runs recorded so far (e.g. of
+    an interrupted invocation)."""
+    spec = table1_spec(dataset, sizes, seeds, methods, run_options(overrides, epochs, device, data_dir, progress),
+                       config)
     done = run_comparison(spec, out, report_only, device or "cpu", jobs, tuned)
     report = {"dataset": dataset, "sizes": list(sizes), "seeds": seeds, **done}
     write_json(out / "results.json", report)
@@ -132,10 +152,20 @@ def table1_markdown(report: dict[str, Any]) -> str:
             return mean_std(best) if best else "—"
         return Column(f"n={size} best-test", cell)
 
+    def start_included(size: int) -> Column:
+        def cell(method: str) -> str:
+            starts = {r["seed"]: r for r in runs("supervised", size)}
+            rows = [r for r in runs(method, size) if r["seed"] in starts]
+            if method in BASELINE_RUNS or not rows:
+                return "—"
+            return mean_std([with_start(r, starts[r["seed"]], "accuracy") for r in rows])
+        return Column(f"n={size} start incl.", cell)
+
     def paper(size: int) -> Column:
         return Column(f"n={size} paper", lambda m: PAPER_TABLE1.get(dataset, {}).get(size, {}).get(m, "—"))
 
-    lines = [method_table(names, [column for s in sizes for column in (selected(s), best_test(s), paper(s))])]
+    columns = [c for s in sizes for c in (selected(s), start_included(s), best_test(s), paper(s))]
+    lines = [method_table(names, columns)]
     seconds = {
         m: statistics.fmean(r["seconds"] for s in sizes for r in report["results"].get(str(s), {}).get(m, []))
         for m in names
@@ -145,6 +175,14 @@ def table1_markdown(report: dict[str, Any]) -> str:
                  "validation accuracy; 'best-test': the best test accuracy over epochs (the authors' protocol, "
                  "optimistic; '—' where the test set was not scored every epoch, train.eval_test_each_epoch). "
                  "The teacher row is the supervised teacher every method starts from.")
+    lines.append("'start incl.': the val-selected test accuracy had each method's selection included the "
+                 "supervised student it starts from (train.select_start), computed from the same runs.")
+    for size in sizes:
+        for method in ("kdgan", "nagan"):
+            if len(runs(method, size)) > 1:
+                lines += ["", f"Paired differences at n={size}, test accuracy points, seeds both ran:", "",
+                          paired_table(report["results"][str(size)], method)]
+    lines.append("")
     lines.append("Mean seconds per run: " + ", ".join(f"{m} {v:.0f}" for m, v in seconds.items()) + ".")
     lines.append(commits_note({s: report["results"].get(str(s), {}) for s in sizes}))
     return "\n".join(lines)
@@ -178,14 +216,14 @@ def speed_markdown(report: dict[str, Any], methods: Sequence[str] = ("kdgan", "n
 
 
 def plot_curves(report: dict[str, Any], path: Path, methods: Sequence[str] = ("kdgan", "nagan", "distn")) -> str:
-    """Test accuracy against epoch for KDGAN, NaGAN and DISTN at the first size (mean over seeds);
-    validation accuracy when the runs did not score the test set every epoch. Returns the split."""
+    """Test accuracy against game epoch for KDGAN, NaGAN and DISTN at the first size (mean over
+    seeds); validation accuracy when the runs did not score the test set every epoch. Returns the split."""
     size = str(report["sizes"][0])
     results = report["results"].get(size, {})
     scored = any("test_accuracy" in p for m in methods for r in results.get(m, []) for p in r["curve"])
     split = "test" if scored else "val"
-    series = {m: [[p[f"{split}_accuracy"] for p in r["curve"] if f"{split}_accuracy" in p] for r in results.get(m, [])]
-              for m in methods}
+    series = {m: [[p[f"{split}_accuracy"] for p in r["curve"] if f"{split}_accuracy" in p and p["epoch"] >= 0]
+                  for r in results.get(m, [])] for m in methods}  # epoch -1: the start (train.select_start)
     plot_mean_curves(series, path, xlabel="epoch", scale=100,
                      ylabel=f"{'test' if split == 'test' else 'validation'} accuracy (%)",
                      title=f"{report['dataset']} n={size}, mean over {report['seeds']} seeds")

@@ -20,31 +20,35 @@ from kdgan.experiments.comparison import (
     run_options,
     write_json,
 )
+from kdgan.experiments.reproduce import table_config
 from kdgan.experiments.tables import method_table, metric_columns
 from kdgan.storage import atomic_write_text
 
 TABLE2_CONFIGS = {"corel5k": "corel5k_kdgan", "yeast": "yeast_kdgan", "emotions": "emotions_kdgan"}
 
 
-def table2_spec(dataset: str, seeds: int, methods: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> Spec:
+def table2_spec(dataset: str, seeds: int, methods: Sequence[str] | None = None, overrides: Sequence[str] = (),
+                config: str | None = None) -> Spec:
     """Table 2 as a comparison: one setting (the dataset), KNN beside every registered method unless
-    ``methods`` names some, the test split scored every epoch (for the P@3 curves)."""
+    ``methods`` names some, the test split scored every epoch (for the P@3 curves), on ``config``
+    (default: the dataset's shipped config)."""
     if dataset not in TABLE2_CONFIGS:
         raise ConfigError(f"table2 datasets are {', '.join(TABLE2_CONFIGS)}; got {dataset!r}")
-    return Spec((Setting(dataset, TABLE2_CONFIGS[dataset]),), seeds, tuple(methods) if methods else None,
+    setting = Setting(dataset, table_config(dataset, config, TABLE2_CONFIGS))
+    return Spec((setting,), seeds, tuple(methods) if methods else None,
                 overrides=(*overrides, "train.eval_test_each_epoch=true"), knn=True)
 
 
 def reproduce_table2(
     dataset: str, seeds: int, out: Path, methods: Sequence[str] | None = None, epochs: int | None = None,
     device: str | None = None, data_dir: str | None = None, overrides: Sequence[str] = (), progress: bool = False,
-    report_only: bool = False, jobs: int = 1, tuned: str | None = None,
+    report_only: bool = False, jobs: int = 1, tuned: str | None = None, config: str | None = None,
 ) -> dict[str, Any]:
     """Run KNN and every method for each seed (resuming from ``out``) in ``jobs`` processes, each
-    method at its best trial in the ``tuned`` storage when given; write results.json, table2.md and
-    p_at_3.png. With ``report_only``, train nothing: rewrite the reports from the runs recorded so
-    far."""
-    spec = table2_spec(dataset, seeds, methods, run_options(overrides, epochs, device, data_dir, progress))
+    method at its best trial in the ``tuned`` storage when given, on ``config`` (default: the
+    dataset's shipped config); write results.json, table2.md and p_at_3.png. With ``report_only``,
+    train nothing: rewrite the reports from the runs recorded so far."""
+    spec = table2_spec(dataset, seeds, methods, run_options(overrides, epochs, device, data_dir, progress), config)
     done = run_comparison(spec, out, report_only, device or "cpu", jobs, tuned)
     configs = done.pop("configs")
     report = {"dataset": dataset, "seeds": seeds, "results": done["results"], "params": done["params"],
@@ -71,6 +75,7 @@ def table2_markdown(report: dict[str, Any]) -> str:
 def plot_p_at_3(report: dict[str, Any], path: Path, methods: Sequence[str] = ("kdgan", "nagan")) -> None:
     """Test P@3 against epoch for KDGAN and NaGAN (mean over seeds)."""
     results = report["results"][report["dataset"]]
-    series = {m: [[p["test_p@3"] for p in r["curve"] if "test_p@3" in p] for r in results.get(m, [])] for m in methods}
+    series = {m: [[p["test_p@3"] for p in r["curve"] if "test_p@3" in p and p["epoch"] >= 0]
+                  for r in results.get(m, [])] for m in methods}  # epoch -1: the start (train.select_start)
     plot_mean_curves(series, path, xlabel="epoch", ylabel="test P@3",
                      title=f"{report['dataset']}, mean over {report['seeds']} seeds")

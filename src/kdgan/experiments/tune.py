@@ -174,7 +174,7 @@ class EpochReporter(list):
 
     def append(self, record: dict[str, Any]) -> None:
         super().append(record)
-        if record.get("stage") != "train":
+        if record.get("stage") != "train" or record["epoch"] < 0:  # the start (train.select_start) trained nothing
             return
         self.trial.report(record[f"val_{self.metric}"], record["epoch"])
         if self.trial.should_prune():

@@ -310,6 +310,8 @@ class Trainer:
         if not stage.pretrain and first == 0:
             for player in self.method.players.values():
                 player.start_game()
+            if self.config.select_start and stage.selects is not None:
+                selection, best_test = self._select_start(index, selection, best_test)
         show = self.config.progress and self.dist.is_main
         bar = tqdm(range(first, stage.epochs), desc=f"{self.method.name} {stage.name}", disable=not show,
                    leave=False, initial=first, total=stage.epochs)
@@ -328,6 +330,21 @@ class Trainer:
             self.method.players[stage.selects].module.load_state_dict(selection.state)
             if self.output_cache is not None:
                 self.output_cache.invalidate(stage.selects)
+        return selection, best_test
+
+    def _select_start(
+        self, index: int, selection: Selection, best_test: dict[str, float]
+    ) -> tuple[Selection, dict[str, float]]:
+        """``train.select_start``: score the classifier the game starts from, log it as epoch -1
+        and make it the selection that the game's epochs must beat."""
+        stage = self.stages[index]
+        began = time.perf_counter()
+        record: dict[str, Any] = {"stage": stage.name, "epoch": -1}
+        record.update(self.evaluator.epoch_record(stage.selects, stage.roles, stage.pretrain, self.config))
+        self.seconds += time.perf_counter() - began
+        record["seconds"] = round(self.seconds, 3)
+        selection, best_test = self._select(index, -1, record, selection, best_test)
+        self._log(record)
         return selection, best_test
 
     def _epoch(self, stage: Stage, epoch: int) -> dict[str, Any]:
