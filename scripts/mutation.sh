@@ -5,7 +5,8 @@
 #
 #   pip install "mutmut==3.8.1"        # into the project's venv; not in the dev extra (it pulls textual, libcst)
 #   scripts/mutation.sh maths          # methods/ (incl. losses.py, sampling.py)
-#   scripts/mutation.sh engine         # training/engine.py, evaluator.py, cache.py, players.py
+#   scripts/mutation.sh engine         # training/engine.py, evaluator.py, cache.py, players.py, then
+#                                      # scripts/mutation_distributed.py (the torchrun tests per survivor)
 #   scripts/mutation.sh checks         # training/checks.py, checkpoint.py, stages.py (fast direct tests)
 #   scripts/mutation.sh all            # the three, one after the other (the default)
 #
@@ -71,7 +72,11 @@ fi
 if [[ $which =~ ^(engine|all)$ ]]; then
     run_set engine "src/kdgan/training/engine.py src/kdgan/training/evaluator.py src/kdgan/training/cache.py
                     src/kdgan/training/players.py" \
-        "tests/test_engine.py tests/test_cache.py tests/test_training_options.py tests/test_training_checks.py"
+        "tests/test_engine.py tests/test_cache.py tests/test_training_options.py tests/test_training_checks.py
+         tests/test_game_recipe.py tests/test_game_signal.py tests/test_methods.py tests/test_bad_inputs.py"
+    # mutmut never picks the torchrun tests (they run the engine in subprocesses): rerun them
+    # against each survivor that touches the data-parallel code
+    python "$repo/scripts/mutation_distributed.py"
 fi
 if [[ $which =~ ^(checks|all)$ ]]; then
     run_set checks "src/kdgan/training/checks.py src/kdgan/training/checkpoint.py src/kdgan/training/stages.py" \

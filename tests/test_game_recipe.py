@@ -224,6 +224,34 @@ def test_sampled_discriminator_losses_with_unlabelled_rows_by_hand():
         sampled_discriminator_loss(G, true3, fake, [0.5], pooled=True).item())
 
 
+# four rows (not as many as the two labels), rows 1 and 3 unlabelled: the labelled ones are not a prefix
+G4 = torch.tensor([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.0], [2.0, 1.0]])
+EVERY_OTHER = torch.tensor([True, False, True, False])
+
+
+def test_exact_discriminator_loss_with_unlabelled_rows_on_more_rows_than_labels():
+    p_true = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # rows 0 and 2: labels 1 and 0
+    p_fake = torch.tensor([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
+    true_part = (sp(2.0) + sp(1.5)) / 2  # -log D = softplus(-g) at g = -2.0 and g = -1.5
+    fake_part = sum(float(p_fake[b, k]) * sp(float(G4[b, k])) for b in range(4) for k in range(2)) / 4
+    value = discriminator_loss(G4, p_true, p_fake, EVERY_OTHER)
+    assert value.item() == pytest.approx(true_part + fake_part, rel=1e-6)
+
+
+def test_sampled_discriminator_losses_read_the_labelled_rows_and_every_generator():
+    true_drawn = torch.tensor([[0, 1], [1, 1]])  # rows 0 and 2
+    fake = [torch.tensor([[1], [0], [0], [1]]), torch.tensor([[0], [1], [1], [0]])]
+    weights = [0.25, 0.75]
+    true_mean = (sp(-1.0) + sp(2.0) + 2 * sp(0.0)) / 4
+    fake_means = [(sp(-2.0) + sp(0.5) + sp(-1.5) + sp(1.0)) / 4, (sp(1.0) + sp(3.0) + sp(0.0) + sp(2.0)) / 4]
+    sampled = sampled_discriminator_loss(G4, true_drawn, fake, weights, labelled=EVERY_OTHER)
+    assert sampled.item() == pytest.approx(true_mean + 0.25 * fake_means[0] + 0.75 * fake_means[1], rel=1e-6)
+    # pooled: per generator the k / (k + m) = 2/3 and m / (k + m) = 1/3 shares, summed over both generators
+    pooled = sampled_discriminator_loss(G4, true_drawn, fake, weights, pooled=True, labelled=EVERY_OTHER)
+    expected = sum(w * (2 * true_mean + f) / 3 for w, f in zip(weights, fake_means))
+    assert pooled.item() == pytest.approx(expected, rel=1e-6)
+
+
 # ----------------------------------------------------------------- unlabelled inputs: the engine
 def test_game_steps_pair_each_labelled_batch_with_unlabelled_rows_and_pretraining_does_not():
     splits = load_splits(DataConfig(name="digits", n=30, val_size=50, unlabelled=40), seed=0)

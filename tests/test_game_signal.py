@@ -83,6 +83,28 @@ def test_sampled_discriminator_loss_by_hand():
     assert sampled_discriminator_loss(G, true_drawn, fake, weights, pooled=True).item() == pytest.approx(pooled)
 
 
+@pytest.mark.parametrize("pooled", [False, True])
+def test_sampled_discriminator_loss_refuses_draws_and_weights_of_different_lengths(pooled):
+    fake = [torch.tensor([[0], [1]]), torch.tensor([[2], [2]])]
+    with pytest.raises(ValueError, match="^zip\\(\\) argument 2 is shorter than argument 1$"):
+        sampled_discriminator_loss(G, torch.tensor([[0], [1]]), fake, [0.5], pooled=pooled)
+
+
+def test_regression_estimator_keeps_the_logits_dtype():
+    """D's rewards are cast to the logits' dtype: float64 logits against float32 scores give a
+    float64 loss, equal to the formula in float64."""
+    logits = LOGITS.double()
+    torch.manual_seed(3)
+    drawn = torch.multinomial(torch.softmax(logits / 2.0, -1), 4, replacement=True)
+    torch.manual_seed(3)
+    loss = reward_regression(logits, G, tau=2.0, samples=4)
+    z, r = logits.gather(-1, drawn), torch.sigmoid(G.gather(-1, drawn)).double()
+    # -mean(r log sigmoid(z) + (1 - r) log(1 - sigmoid(z))), with log sigmoid(z) = -log(1 + e^-z)
+    expected = (r * torch.log1p((-z).exp()) + (1 - r) * torch.log1p(z.exp())).mean()
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
 def tiny_method(name: str, **options) -> object:
     torch.manual_seed(0)
     players = {role: Player.create(nn.Linear(3, 3)) for role in ("student", "teacher", "discriminator")}
@@ -145,7 +167,9 @@ def test_bad_game_options_are_refused(options, message):
     ("kdgan", "teacher", ["distillation", "adversarial"]),
     ("kdgan", "discriminator", ["discriminator"]),
     ("nagan", "student", ["adversarial", "label"]),
+    ("nagan", "discriminator", ["discriminator"]),
     ("distn", "student", ["loss"]),
+    ("codis", "teacher", ["loss"]),  # the one-term default passes the role on: the teacher's own loss
 ])
 def test_loss_terms_name_the_terms_and_sum_to_the_loss(name, role, terms):
     options = {"label_weight": 0.5} if name in ("kdgan", "nagan") else {}

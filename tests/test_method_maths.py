@@ -513,6 +513,13 @@ OPTION_CASES = [  # (method, options, None if accepted else the whole error mess
     ("nagan", {"samples": 0}, "options.samples must be >= 1, got 0"),
     ("nagan", {"generator_loss": "hinge"}, "options.generator_loss must be minimax or nonsaturating, got 'hinge'"),
     ("nagan", {"label_weight": -1.0}, "options.label_weight must be >= 0, got -1.0"),
+    ("nagan", {"true_samples": 1, "fake_samples": 1, "discriminator_loss": "pooled"}, None),
+    ("nagan", {"discriminator_pretrain": "classifier"},
+     "options.discriminator_pretrain must be game or supervised, got 'classifier'"),
+    ("nagan", {"discriminator_loss": "mean"}, "options.discriminator_loss must be one of exact, sampled, pooled, "
+     "got 'mean'"),
+    ("nagan", {"true_samples": 0}, "options.true_samples and options.fake_samples must be >= 1, got 0, 20"),
+    ("nagan", {"fake_samples": 0}, "options.true_samples and options.fake_samples must be >= 1, got 5, 0"),
     ("kdgan", {"alpha": 0.0, "beta": 0.0, "gamma": 0.0, "distill_temperature": 0.5}, None),
     ("kdgan", {"alpha": 1.0}, None),
     ("kdgan", {"alpha": 1.5}, "options.alpha must be in [0, 1], got 1.5"),
@@ -595,3 +602,35 @@ def test_random_draws_are_made_on_the_inputs_device():
         player.module.to("meta")
     loss = method.loss("student", Batch(X.to("meta"), Y.to("meta"), PRIV.to("meta")))
     assert loss.device.type == "meta"
+
+
+RANGE_CASES = [  # (low, high, log, None if accepted else the whole error message)
+    (0.0, 1.0, False, None),  # a linear range may start at 0
+    (-2.0, -1.0, False, None),
+    (0.5, 2.0, True, None),  # a log range needs low > 0 only, not low > 1
+    (1.0, 1.0, False, "a search range needs low < high (and low > 0 when log), got [1.0, 1.0]"),
+    (2.0, 1.0, False, "a search range needs low < high (and low > 0 when log), got [2.0, 1.0]"),
+    (0.0, 1.0, True, "a search range needs low < high (and low > 0 when log), got [0.0, 1.0]"),
+    (-1.0, 1.0, True, "a search range needs low < high (and low > 0 when log), got [-1.0, 1.0]"),
+]
+
+
+@pytest.mark.parametrize(("low", "high", "log", "message"), RANGE_CASES)
+def test_search_range_edges(low, high, log, message):
+    from kdgan.errors import ConfigError
+    from kdgan.methods.search import Range
+
+    if message is None:
+        assert Range(low, high, log=log).high == high
+    else:
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            Range(low, high, log=log)
+
+
+def test_noisy_ratio_zero_perturbs_no_row_even_on_a_draw_of_zero(monkeypatch):
+    """The mask is ``u < ratio`` with ``u`` uniform on [0, 1): P(mask) = ratio exactly, so ratio 0
+    leaves every row alone even when the draw is 0.0 (which torch.rand can return)."""
+    method = make("noisy", ratio=0.0, std=0.3)
+    zs, zt = z(method, "student"), z(method, "teacher")
+    monkeypatch.setattr(torch, "rand", lambda *shape, device=None: torch.zeros(*shape, device=device))
+    assert torch.allclose(method.loss("student", batch()), l2(zs, zt), atol=1e-6)

@@ -151,6 +151,15 @@ def test_logit_standardization_ignores_the_students_logit_range():
     assert abs(plain[0].loss("student", batch()).item() - plain[1].loss("student", batch()).item()) > 0.1
 
 
+def test_z_score_standardises_each_row_by_its_own_mean_and_std():
+    logits = torch.tensor([[1.0, 2.0, 3.0, 6.0], [0.0, -2.0, 4.0, 2.0]], dtype=torch.float64)
+    # row means 3 and 1; sample variances (4 + 1 + 0 + 9) / 3 and (1 + 9 + 9 + 1) / 3
+    centred = torch.tensor([[-2.0, -1.0, 0.0, 3.0], [-1.0, -3.0, 3.0, 1.0]], dtype=torch.float64)
+    std = torch.tensor([[math.sqrt(14 / 3)], [math.sqrt(20 / 3)]], dtype=torch.float64)
+    assert torch.allclose(z_score(logits, eps=0.5), centred / (std + 0.5), rtol=1e-12)
+    assert torch.allclose(z_score(logits), centred / (std + 1e-7), rtol=1e-12)
+
+
 def test_z_score_of_a_constant_row_is_zero_not_nan():
     assert torch.equal(z_score(torch.full((1, 4), 3.0)), torch.zeros(1, 4))
 
@@ -173,6 +182,18 @@ def test_each_option_changes_the_loss(name, option):
     default = make(name).loss("student", batch())
     changed = make(name, **{option: CHANGED[name][option]}).loss("student", batch())
     assert abs(changed.item() - default.item()) > 1e-4
+
+
+def test_a_fresh_dkd_is_in_game_epoch_zero():
+    # outside the engine (no start_epoch yet) the warm-up weight is that of game epoch 0: 1 / warmup
+    assert make("dkd", warmup=4).warmup_weight() == 0.25
+
+
+def test_decoupled_kd_builds_its_class_indices_on_the_inputs_device():
+    # the non-target indices follow the target's device, not the default one (meta: no data needed)
+    zs, zt = (t.to("meta") for t in tensors())
+    tckd, nckd = decoupled_kd(zs, zt, torch.tensor(LABELS, device="meta"), 2.0)
+    assert tckd.device.type == "meta" and nckd.device.type == "meta"
 
 
 def test_dkd_warmup_counts_game_epochs_and_reaches_full_weight():
