@@ -73,7 +73,8 @@ if [[ $which =~ ^(engine|all)$ ]]; then
     run_set engine "src/kdgan/training/engine.py src/kdgan/training/evaluator.py src/kdgan/training/cache.py
                     src/kdgan/training/players.py" \
         "tests/test_engine.py tests/test_cache.py tests/test_training_options.py tests/test_training_checks.py
-         tests/test_game_recipe.py tests/test_game_signal.py tests/test_methods.py tests/test_bad_inputs.py"
+         tests/test_game_recipe.py tests/test_game_signal.py tests/test_methods.py tests/test_bad_inputs.py
+         tests/test_engine_details.py"
     # mutmut never picks the torchrun tests (they run the engine in subprocesses): rerun them
     # against each survivor that touches the data-parallel code
     python "$repo/scripts/mutation_distributed.py"

@@ -25,6 +25,8 @@ def test_epochs_to_reach_a_target():
     assert epochs_to_reach(curve, 0.7) == (2, 2.5)
     assert epochs_to_reach(curve, 0.5) == (1, 1.0)
     assert epochs_to_reach(curve, 0.9) is None
+    start = {"epoch": -1, "seconds": 0.1, "val_accuracy": 0.95}  # the start (train.select_start) trained nothing
+    assert epochs_to_reach([start, *curve], 0.7) == (2, 2.5) and epochs_to_reach([start, *curve], 0.9) is None
 
 
 def test_table1_tiny_budget_writes_everything_and_resumes(shared_data, tmp_path):
@@ -86,6 +88,10 @@ def test_speed_table_names_never_when_the_target_is_not_reached():
                                                   "distn": [run(0, [0.6, 0.65])]}}}
     text = speed_markdown(report)
     assert "| 100 | 0 | 70.00 | 1 (1) | 2 (2) | never |" in text
+    start = {"epoch": -1, "seconds": 0.0, "val_accuracy": 0.9}  # a start above every game epoch is not the target
+    for rows in report["results"]["100"].values():
+        rows[0]["curve"].insert(0, start)
+    assert "| 100 | 0 | 70.00 | 1 (1) | 2 (2) | never |" in speed_markdown(report)
 
 
 def test_table2_tiny_budget_on_emotions(shared_data, tmp_path, capsys):

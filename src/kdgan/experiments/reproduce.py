@@ -189,22 +189,23 @@ def table1_markdown(report: dict[str, Any]) -> str:
 
 
 def epochs_to_reach(curve: list[dict[str, Any]], target: float) -> tuple[int, float] | None:
-    """(epochs, seconds) until a run's validation accuracy first reaches ``target``, or None."""
+    """(epochs, seconds) until a run's validation accuracy first reaches ``target`` in a game
+    epoch (the start's record, epoch -1, trained nothing), or None."""
     for point in curve:
-        if point.get("val_accuracy", -1.0) >= target:
+        if point["epoch"] >= 0 and point.get("val_accuracy", -1.0) >= target:
             return point["epoch"] + 1, point["seconds"]
     return None
 
 
 def speed_markdown(report: dict[str, Any], methods: Sequence[str] = ("kdgan", "nagan", "distn")) -> str:
     """The paper's speed claim, measured: per size and seed, epochs and seconds each method needs
-    to reach NaGAN's best validation accuracy of that seed."""
+    to reach NaGAN's best validation accuracy of that seed over its game epochs."""
     lines = ["| n | seed | NaGAN best val % | " + " | ".join(f"{m} epochs (s)" for m in methods) + " |",
              "|---|---|---|" + "---|" * len(methods)]
     for size in report["sizes"]:
         rows = report["results"].get(str(size), {})
         for nagan in rows.get("nagan", []):
-            target = max(p["val_accuracy"] for p in nagan["curve"])
+            target = max(p["val_accuracy"] for p in nagan["curve"] if p["epoch"] >= 0)
             cells = []
             for method in methods:
                 run = next((r for r in rows.get(method, []) if r["seed"] == nagan["seed"]), None)
