@@ -8,10 +8,12 @@ the subprocesses inherit ``MUTANT_UNDER_TEST`` (mutmut's trampolines read it) an
 that puts the mutated copy of the package first.
 
     OMP_NUM_THREADS=1 python scripts/mutation_distributed.py          # after scripts/mutation.sh engine
+    OMP_NUM_THREADS=1 python scripts/mutation_distributed.py NAME...  # these survivors only
 
 A survivor is tried when its diff touches the data-parallel code (ranks, shards, gathers,
-all-reduces, broadcasts, the main process); it prints one line per mutant and the counts, and
-writes .mutation/engine/distributed.txt (name: killed | survived).
+all-reduces, broadcasts, the main process), or when it is named (a line inside a data-parallel
+branch that names none of them); it prints one line per mutant and the counts, and adds them to
+.mutation/engine/distributed.txt (name: killed | survived; a later line wins).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation" / "engine"
 MUTANTS = WORK / "mutants"
-DISTRIBUTED = re.compile(r"\bdist\b|\.dist\.|world|rank|shard|gather|all_reduce|broadcast|average_gradients|is_main")
+# words of the data-parallel code; `stacked` and `means[` are the loss reduction inside
+# `if self.dist.enabled:` in Trainer._train_epoch, whose lines name nothing else of it
+DISTRIBUTED = re.compile(r"\bdist\b|\.dist\.|world|rank|shard|gather|all_reduce|broadcast|average_gradients|is_main"
+                         r"|\bstacked\b|means\[")
 TESTS = ["tests/test_distributed.py", "-k", "torchrun or two_processes"]
 
 
@@ -53,13 +58,15 @@ def main() -> int:
     if not (MUTANTS / "src").is_dir():
         print(f"no mutants in {MUTANTS}: run scripts/mutation.sh engine first", file=sys.stderr)
         return 2
-    tried = [name for name in survivors() if DISTRIBUTED.search(changed_lines(name))]
+    named = sys.argv[1:]
+    tried = named or [name for name in survivors() if DISTRIBUTED.search(changed_lines(name))]
     results = []
     for name in tried:
         status = "killed" if killed(name) else "survived"
         results.append(f"{name}: {status}")
         print(results[-1], flush=True)
-    (WORK / "distributed.txt").write_text("\n".join(results) + "\n")
+    with open(WORK / "distributed.txt", "a" if named else "w") as handle:
+        handle.write("\n".join(results) + "\n")
     dead = sum(line.endswith("killed") for line in results)
     print(f"distributed: {len(tried)} survivors touch data-parallel code; torchrun tests kill {dead}, "
           f"{len(tried) - dead} survive")
