@@ -58,7 +58,7 @@ MUTATIONS = [
      "        if True:\n            return", OPTIONS),
     ("grad_clip ignored", "training/engine.py", "if self.config.grad_clip is not None:", "if False:", OPTIONS),
     ("passes ignored", "training/engine.py", "for _ in range(player.passes):", "for _ in range(1):", OPTIONS),
-    ("D report: sign of the fake score", "training/engine.py", "(fake_score < 0).float().mean()",
+    ("D report: sign of the fake score", "training/evaluator.py", "(fake_score < 0).float().mean()",
      "(fake_score > 0).float().mean()", OPTIONS),
     ("per_feature statistics from the validation split", "data/__init__.py", "spec_x = per_feature(splits.train.x)",
      "spec_x = per_feature(splits.val.x)", OPTIONS),
