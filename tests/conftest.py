@@ -20,6 +20,20 @@ def tiny_overrides(epochs: int = 3) -> list[str]:
     ]
 
 
+def fit_until_killed(trainer, epoch: int, stage: str = "train") -> None:
+    """Run ``trainer.fit()`` and stop it, as a kill would, when epoch ``epoch`` of ``stage`` begins."""
+    original = trainer._train_epoch
+
+    def die_there(current, number):
+        if current.name == stage and number == epoch:
+            raise KeyboardInterrupt
+        return original(current, number)
+
+    trainer._train_epoch = die_there
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+
+
 # A KDGAN run small enough for a test (about a second): a small teacher, a briefly trained student.
 SMALL_RUN_OVERRIDES = [
     "train.progress=false", "train.epochs=2", "student.pretrain_epochs=10", "teacher.pretrain_epochs=1",

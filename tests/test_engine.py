@@ -16,7 +16,7 @@ from kdgan.training.engine import Trainer
 from kdgan.training.players import Player
 from kdgan.training.runs import find_config, prepare_run_dir
 
-from .conftest import tiny_overrides
+from .conftest import fit_until_killed, tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +102,7 @@ def test_resumed_run_equals_uninterrupted_run(splits, tmp_path):
     full = build_trainer(config, splits=splits, out_dir=tmp_path / "full").fit()
 
     interrupted = build_trainer(config, splits=splits, out_dir=tmp_path / "cut")
-    original = interrupted._train_epoch
-
-    def die_in_third_train_epoch(stage, epoch):
-        if stage.name == "train" and epoch == 2:
-            raise KeyboardInterrupt
-        return original(stage, epoch)
-
-    interrupted._train_epoch = die_in_third_train_epoch
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit()
+    fit_until_killed(interrupted, 2)
     resumed = build_trainer(config, splits=splits, out_dir=tmp_path / "cut").fit(resume=True)
     assert resumed.test == full.test and resumed.val == full.val
     assert resumed.selected_epoch == full.selected_epoch
@@ -242,16 +233,7 @@ def test_select_start_resumes_exactly(splits, tmp_path):
     config = load_config(find_config("digits_kdgan"), _hurtful_game(True))
     full = build_trainer(config, splits=splits, out_dir=tmp_path / "full").fit()
     interrupted = build_trainer(config, splits=splits, out_dir=tmp_path / "cut")
-    original = interrupted._train_epoch
-
-    def die_in_second_train_epoch(stage, epoch):
-        if stage.name == "train" and epoch == 1:
-            raise KeyboardInterrupt
-        return original(stage, epoch)
-
-    interrupted._train_epoch = die_in_second_train_epoch
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit()
+    fit_until_killed(interrupted, 1)
     resumed = build_trainer(config, splits=splits, out_dir=tmp_path / "cut").fit(resume=True)
     assert (resumed.selected_epoch, resumed.test, resumed.val) == (-1, full.test, full.val)
     lines = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]

@@ -29,7 +29,7 @@ from kdgan.training.players import Player
 from kdgan.training.runlock import run_lock
 from kdgan.training.runs import find_config
 
-from .conftest import tiny_overrides
+from .conftest import fit_until_killed, tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -295,16 +295,7 @@ def test_checkpoints_are_written_every_checkpoint_every_epochs_and_at_the_end(sp
 def test_resume_rewrites_metrics_from_the_checkpoint(splits, tmp_path):
     make = lambda: supervised(splits, out_dir=tmp_path, config=config(epochs=4, checkpoint_every=2))  # noqa: E731
     interrupted = make()
-    original = interrupted._train_epoch
-
-    def die_in_epoch_three(stage, epoch):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return original(stage, epoch)
-
-    interrupted._train_epoch = die_in_epoch_three
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit()
+    fit_until_killed(interrupted, 3)
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3  # epoch 2 is past last.pt (epoch 2)
     result = make().fit(resume=True)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -385,16 +376,7 @@ def test_the_progress_bar_shows_the_scores_and_leaves_nothing_behind(splits, cap
 def test_a_resumed_stage_shows_its_progress_from_where_it_stopped(splits, tmp_path, capsys):
     make = lambda progress: supervised(splits, out_dir=tmp_path, config=config(epochs=4, progress=progress))  # noqa: E731
     interrupted = make(False)
-    original = interrupted._train_epoch
-
-    def die_in_epoch_two(stage, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(stage, epoch)
-
-    interrupted._train_epoch = die_in_epoch_two
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit()
+    fit_until_killed(interrupted, 2)
     capsys.readouterr()
     make(True).fit(resume=True)
     err = capsys.readouterr().err

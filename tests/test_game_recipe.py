@@ -298,22 +298,13 @@ def test_the_authors_recipe_config_loads_with_their_settings():
 
 def test_a_run_with_unlabelled_rows_and_affine_augmentation_resumes_exactly(tmp_path):
     """The unlabelled batches and the augmentation draw from the run's checkpointed generator only."""
-    from tests.conftest import tiny_overrides
+    from tests.conftest import fit_until_killed, tiny_overrides
 
     config = load_config(find_config("digits_kdgan"), [*tiny_overrides(epochs=3), "data.unlabelled=200",
                                                        "data.augment=affine", "data.n=50"])
     full = build_trainer(config, out_dir=tmp_path / "full").fit()
     interrupted = build_trainer(config, out_dir=tmp_path / "cut")
-    original = interrupted._train_epoch
-
-    def die_in_second_game_epoch(stage, epoch):
-        if stage.name == "train" and epoch == 1:
-            raise KeyboardInterrupt
-        return original(stage, epoch)
-
-    interrupted._train_epoch = die_in_second_game_epoch
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.fit()
+    fit_until_killed(interrupted, 1)
     resumed = build_trainer(config, out_dir=tmp_path / "cut").fit(resume=True)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)
