@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kdgan.data.arff_header import Attribute, split_quoted, strip_comment
+from kdgan.data.files import is_number
 from kdgan.errors import DataError
 
 
@@ -225,7 +226,7 @@ def _sparse_values_by_attribute(
             try:
                 values[sel] = raw[sel].astype(np.float64)
             except ValueError:
-                k = int(sel[np.argmax([not _is_float(t) for t in raw[sel]])])
+                k = int(sel[np.argmax([not is_number(t) for t in raw[sel]])])
                 raise DataError(
                     f"{path}, line {lines[rows[row_of[k]]]}: {str(raw[k])!r} is not a number (attribute "
                     f"{attrs[j].name!r} is numeric)"
@@ -245,14 +246,6 @@ def _parse_sparse(
     index = _sparse_indices(flat[0::2], bodies, row_of, len(attrs), rows, lines, path)
     raw = np.array(flat[1::2], dtype=str)
     out[rows[row_of], index] = _sparse_values(raw, index, row_of, attrs, rows, lines, path)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_data(lines: list[str], start: int, attrs: list[Attribute], path: Path) -> np.ndarray:

@@ -119,7 +119,6 @@ class TensorData:
         for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
 
-
     def endless_batches(
         self, batch_size: int, generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)
     ) -> Iterator[Batch]:
@@ -128,6 +127,7 @@ class TensorData:
         same ones."""
         while True:
             yield from self.batches(batch_size, generator, shard=shard)
+
 
 @dataclass
 class Splits:

@@ -23,6 +23,15 @@ def check_numeric(array: np.ndarray, source: str | Path) -> np.ndarray:
     return array
 
 
+def is_number(text: str) -> bool:
+    """Whether a text cell (of a CSV or ARFF row) reads as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_npy(path: Path) -> np.ndarray:
     """A numeric array from a .npy file (no pickled objects)."""
     try:

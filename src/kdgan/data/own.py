@@ -32,7 +32,7 @@ import torch
 
 from kdgan.config import DataConfig
 from kdgan.data.core import TensorData
-from kdgan.data.files import IMAGE_SUFFIXES, check_numeric, read_images, read_npy
+from kdgan.data.files import IMAGE_SUFFIXES, check_numeric, is_number, read_images, read_npy
 from kdgan.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text ({err})") from None
     header = None
-    if lines and not all(_is_number(cell) for cell in lines[0].split(",")):
+    if lines and not all(is_number(cell) for cell in lines[0].split(",")):
         header = [cell.strip() for cell in lines[0].split(",")]
         lines = lines[1:]
     if not lines:
@@ -281,7 +281,7 @@ def read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
     rows = []
     for number, line in enumerate(lines, start=2 if header else 1):
         cells = line.split(",")
-        if not all(_is_number(cell) for cell in cells):
+        if not all(is_number(cell) for cell in cells):
             raise DataError(f"{path}, row {number}: {line[:60]!r} is not comma-separated numbers")
         rows.append([float(cell) for cell in cells])
     widths = {len(row) for row in rows}
@@ -289,14 +289,6 @@ def read_csv(path: Path) -> tuple[np.ndarray, list[str] | None]:
         raise DataError(f"{path}: rows have different numbers of columns ({sorted(widths)}"
                         f"{f', header {len(header)}' if header else ''}); give every row the same columns")
     return np.array(rows), header
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _features(array: np.ndarray, source: str) -> np.ndarray:
