@@ -242,6 +242,20 @@ def test_a_fresh_run_replaces_what_an_earlier_run_left(splits, tmp_path):
     assert lines == result.history
 
 
+def test_a_second_fit_of_one_trainer_starts_its_record_and_clock_again(splits, tmp_path, monkeypatch):
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: float(next(ticks)))  # 1 s per reading
+    trainer = supervised(splits, out_dir=tmp_path, config=config(epochs=2))
+    first = trainer.fit()
+    reporter = trainer.history  # kdgan tune swaps in its own list: a new fit must keep that object
+    second = trainer.fit()
+    assert [r["epoch"] for r in second.history] == [0, 1]
+    assert trainer.history is reporter
+    assert second.seconds == first.seconds > 0
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lines == second.history
+
+
 def test_resume_without_an_out_dir_starts_afresh(splits):
     result = supervised(splits).fit(resume=True)
     assert [r["epoch"] for r in result.history] == [0]

@@ -290,6 +290,8 @@ class Trainer:
             position = self._load(checkpoint)
         else:
             position = (0, 0, Selection(), {})
+            self.history.clear()  # a fresh fit of this trainer starts its record and clock again
+            self.seconds = 0.0
             seed_everything(self.seed + self.dist.rank)  # noise and dropout differ per rank
             self.batches.manual_seed(self.seed)  # the permutation is shared by all ranks
         if self.writes:
