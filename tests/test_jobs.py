@@ -4,6 +4,7 @@ players), and runs at a study's best parameters (--tuned)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import optuna
@@ -14,6 +15,7 @@ from kdgan.errors import ConfigError
 from kdgan.experiments.comparison import Setting, Spec, run_comparison
 from kdgan.experiments.demo import demo_spec
 from kdgan.experiments.overrides import tuned_overrides
+from kdgan.experiments.parallel import run_all
 
 TINY = ("train.epochs=1", "teacher.pretrain_epochs=1", "student.pretrain_epochs=1", "train.progress=false")
 
@@ -73,6 +75,12 @@ def test_jobs_reach_both_phases_of_demo_and_reproduce(command, monkeypatch, tmp_
     assert main(args + (["--data-dir", str(shared_data), "--out", str(tmp_path)] if command != ["demo"] else [])) == 0
     capsys.readouterr()
     assert asked == [("pretrain", 3), ("train_method", 3)]
+
+
+def test_each_parallel_run_is_recorded_as_it_ends_not_when_all_have():
+    began, recorded = time.monotonic(), {}
+    run_all(time.sleep, [0.0, 3.0], jobs=2, done=lambda task, _: recorded.setdefault(task, time.monotonic() - began))
+    assert recorded[3.0] - recorded[0.0] > 1.5  # a killed comparison keeps the short run
 
 
 def test_jobs_below_one_are_refused(capsys):
