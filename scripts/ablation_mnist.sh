@@ -23,7 +23,8 @@ row() {
     echo "$(date +%T) start $name" >> "$out/progress.txt"
     kdgan demo --config mnist_kdgan --seeds "$seeds" --methods distn,kdgan --out "$out/$name" \
         --set "per_method={}" --set train.select_start=false "$@" > "$out/$name.log" 2>&1
-    echo "$(date +%T) end $name rc=$?" >> "$out/progress.txt"
+    local rc=$?
+    echo "$(date +%T) end $name rc=$rc" >> "$out/progress.txt"
 }
 row base
 row informative_d --set kdgan:options.discriminator_pretrain=supervised --set kdgan:discriminator.pretrain_epochs=20

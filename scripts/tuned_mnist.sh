@@ -7,7 +7,8 @@
 #   KDGAN_DATA=/path/to/data scripts/tuned_mnist.sh [OUT] [TRIALS] [SEEDS] [JOBS]   # defaults: runs/tuned-mnist 20 5 2
 #
 # Each study is topped up to TRIALS finished or pruned trials, so a killed run continues where it
-# stopped without giving one method more trials than another.
+# stopped without giving one method more trials than another. OUT/table1 resumes like any
+# `kdgan reproduce` folder: after raising TRIALS, delete it so every method runs at its new best.
 set -u
 out=${1:-runs/tuned-mnist}
 trials=${2:-20}
@@ -39,5 +40,6 @@ done
 echo "$(date +%T) reproduce" >> "$out/progress.txt"
 kdgan reproduce table1 --dataset mnist --sizes 100 --seeds "$seeds" --jobs "$jobs" \
     --methods "$(echo $methods | tr ' ' ,)" --tuned "$out/tune" --out "$out/table1" > "$out/table1.log" 2>&1
-echo "$(date +%T) end rc=$?" >> "$out/progress.txt"
+rc=$?
+echo "$(date +%T) end rc=$rc" >> "$out/progress.txt"
 kdgan tune --report "$out/tune" --out "$out/tune-report" >> "$out/table1.log" 2>&1
